@@ -1,0 +1,209 @@
+"""The append-only audit log: events, stored subtree hashes and signed checkpoints.
+
+Appends run inside the caller's write transaction (the one door), so a change and its event commit or
+roll back together. Each append stores the event, its leaf and the perfect subtree nodes it completes:
+O(log n) work, never a recomputation of the tree (RFC 6962 section 2.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, insert, select
+
+from mlwarden.audit import encoding, merkle
+from mlwarden.audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
+from mlwarden.audit.clock import format_ts, parse_ts, utcnow
+from mlwarden.domain.events import AuditEvent, AuditRecord
+from mlwarden.errors import NotFound, UsageError
+from mlwarden.store.tables import audit_checkpoints, audit_events, audit_nodes
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """Sign a checkpoint every ``every`` events, or when the last one is older than ``seconds``."""
+
+    every: int = 1000
+    seconds: float = 3600.0
+
+
+@dataclass(frozen=True)
+class StoredCheckpoint:
+    size: int
+    root: bytes
+    note: str
+    created_at: str
+
+
+class NodeReader:
+    """Reads perfect subtree nodes from the database, remembering those written in this transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self._cache: dict[tuple[int, int], bytes] = {}
+
+    def remember(self, nodes: Iterable[tuple[int, int, bytes]]) -> None:
+        for level, idx, digest in nodes:
+            self._cache[(level, idx)] = digest
+
+    def __call__(self, level: int, idx: int) -> bytes:
+        cached = self._cache.get((level, idx))
+        if cached is not None:
+            return cached
+        row = self._conn.execute(
+            select(audit_nodes.c.hash).where(audit_nodes.c.level == level, audit_nodes.c.idx == idx)
+        ).first()
+        if row is None:
+            raise NotFound(f"audit tree node ({level}, {idx}) is missing", hint="run `mlwarden audit verify`")
+        digest = bytes(row[0])
+        self._cache[(level, idx)] = digest
+        return digest
+
+
+class AuditLog:
+    def __init__(
+        self,
+        signer: NoteSigner,
+        origin: str,
+        policy: CheckpointPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.signer = signer
+        self.origin = origin
+        self.policy = policy or CheckpointPolicy()
+        self.clock = clock
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def append(self, conn: Connection, record: AuditRecord) -> AuditEvent:
+        """Append one event inside the caller's (write) transaction."""
+        return self.append_many(conn, [record])[0]
+
+    def append_many(self, conn: Connection, records: Sequence[AuditRecord]) -> list[AuditEvent]:
+        size, last_ts = self._tail(conn)
+        # Timestamps never go backwards in the log, even if the wall clock does; verify relies on it.
+        ts = max(format_ts(self.clock()), last_ts or "")
+        reader = NodeReader(conn)
+        events: list[AuditEvent] = []
+        event_rows: list[dict[str, object]] = []
+        node_rows: list[dict[str, object]] = []
+        for offset, record in enumerate(records):
+            event = AuditEvent(seq=size + offset, ts=ts, record=record)
+            body = encoding.encode(event)
+            leaf = merkle.leaf_hash(body)
+            nodes = merkle.append_nodes(event.seq, leaf, reader)
+            reader.remember(nodes)
+            events.append(event)
+            event_rows.append(_event_row(event, body, leaf))
+            node_rows.extend({"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes)
+        if not events:
+            return []
+        conn.execute(insert(audit_events), event_rows)
+        conn.execute(insert(audit_nodes), node_rows)
+        new_size = size + len(events)
+        if self._checkpoint_due(conn, size, new_size):
+            self._store_checkpoint(conn, new_size, merkle.root_from_nodes(new_size, reader))
+        return events
+
+    def checkpoint(self, conn: Connection) -> StoredCheckpoint:
+        """Sign and store a checkpoint of the current tree (or return the latest if nothing changed)."""
+        size, _ = self._tail(conn)
+        latest = self.latest_checkpoint(conn)
+        if latest is not None and latest.size == size:
+            return latest
+        if size == 0:
+            raise UsageError("the audit log is empty: there is nothing to checkpoint yet")
+        return self._store_checkpoint(conn, size, self.root(conn, size))
+
+    def _checkpoint_due(self, conn: Connection, old_size: int, new_size: int) -> bool:
+        if new_size // self.policy.every > old_size // self.policy.every:
+            return True
+        latest = conn.execute(
+            select(audit_checkpoints.c.created_at).order_by(audit_checkpoints.c.size.desc()).limit(1)
+        ).first()
+        if latest is None:
+            return True
+        return self.clock() - parse_ts(latest[0]) >= timedelta(seconds=self.policy.seconds)
+
+    def _store_checkpoint(self, conn: Connection, size: int, root: bytes) -> StoredCheckpoint:
+        note = sign_checkpoint(Checkpoint(origin=self.origin, size=size, root=root), self.signer)
+        stored = StoredCheckpoint(size=size, root=root, note=note, created_at=format_ts(self.clock()))
+        conn.execute(insert(audit_checkpoints).values(**stored.__dict__))
+        return stored
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def size(self, conn: Connection) -> int:
+        return self._tail(conn)[0]
+
+    def root(self, conn: Connection, size: int | None = None) -> bytes:
+        size = self.size(conn) if size is None else size
+        return merkle.root_from_nodes(size, NodeReader(conn))
+
+    def leaf(self, conn: Connection, seq: int) -> bytes:
+        row = conn.execute(select(audit_events.c.leaf).where(audit_events.c.seq == seq)).first()
+        if row is None:
+            raise NotFound(f"no audit event with seq {seq}")
+        return bytes(row[0])
+
+    def inclusion_proof(self, conn: Connection, seq: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof_from(seq, size, merkle.range_hash_from_nodes(NodeReader(conn)))
+
+    def consistency_proof(self, conn: Connection, size1: int, size2: int) -> list[bytes]:
+        return merkle.consistency_proof_from(size1, size2, merkle.range_hash_from_nodes(NodeReader(conn)))
+
+    def latest_checkpoint(self, conn: Connection) -> StoredCheckpoint | None:
+        rows = stored_checkpoints(conn, newest_first=True, limit=1)
+        return rows[0] if rows else None
+
+    def checkpoint_covering(self, conn: Connection, seq: int) -> StoredCheckpoint | None:
+        """The oldest stored checkpoint whose tree contains event ``seq``."""
+        row = conn.execute(
+            select(audit_checkpoints).where(audit_checkpoints.c.size > seq).order_by(audit_checkpoints.c.size)
+        ).first()
+        return None if row is None else _checkpoint_from_row(row)
+
+    @staticmethod
+    def _tail(conn: Connection) -> tuple[int, str | None]:
+        row = conn.execute(
+            select(audit_events.c.seq, audit_events.c.ts).order_by(audit_events.c.seq.desc()).limit(1)
+        ).first()
+        return (0, None) if row is None else (int(row[0]) + 1, str(row[1]))
+
+
+def stored_checkpoints(
+    conn: Connection, *, newest_first: bool = False, limit: int | None = None
+) -> list[StoredCheckpoint]:
+    order = audit_checkpoints.c.size.desc() if newest_first else audit_checkpoints.c.size
+    query = select(audit_checkpoints).order_by(order)
+    if limit is not None:
+        query = query.limit(limit)
+    return [_checkpoint_from_row(row) for row in conn.execute(query)]
+
+
+def _checkpoint_from_row(row: object) -> StoredCheckpoint:
+    mapping = row._mapping  # type: ignore[attr-defined]
+    return StoredCheckpoint(
+        size=int(mapping["size"]),
+        root=bytes(mapping["root"]),
+        note=mapping["note"],
+        created_at=mapping["created_at"],
+    )
+
+
+def _event_row(event: AuditEvent, body: bytes, leaf: bytes) -> dict[str, object]:
+    rec = event.record
+    return {
+        "seq": event.seq,
+        "ts": event.ts,
+        "actor": rec.actor,
+        "action": rec.action,
+        "resource_type": rec.resource.type,
+        "resource_id": rec.resource.id,
+        "project": rec.resource.project,
+        "outcome": rec.outcome.value,
+        "body": body,
+        "leaf": leaf,
+    }

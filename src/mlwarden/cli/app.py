@@ -1,0 +1,92 @@
+"""The root command, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated
+
+import typer
+
+from mlwarden.cli import admin_cmds, audit_cmds, identity_cmds
+from mlwarden.cli.common import GLOBALS
+from mlwarden.cli.demo import demo
+from mlwarden.cli.render import Output
+from mlwarden.errors import AuthenticationError, CheckFailed, MlwardenError, PermissionDenied
+
+EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_DENIED = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="mlwarden",
+    help="Security controls around the ML lifecycle, under one tamper-evident audit log.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root(
+    workspace: Annotated[
+        str | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            envvar="MLWARDEN_WORKSPACE",
+            help="Workspace folder (default: search upwards).",
+        ),
+    ] = None,
+) -> None:
+    GLOBALS.workspace = workspace
+
+
+app.command("init")(identity_cmds.init)
+app.command("login")(identity_cmds.login)
+app.command("logout")(identity_cmds.logout)
+app.command("whoami")(identity_cmds.whoami)
+app.command("demo")(demo)
+app.add_typer(identity_cmds.token_app, name="token")
+app.add_typer(identity_cmds.user_app, name="user")
+app.add_typer(audit_cmds.audit_app, name="audit")
+app.add_typer(admin_cmds.store_app, name="store")
+app.add_typer(admin_cmds.db_app, name="db")
+
+
+def exit_code_for(error: MlwardenError) -> int:
+    if isinstance(error, PermissionDenied | AuthenticationError):
+        return EXIT_DENIED
+    if isinstance(error, CheckFailed):
+        return EXIT_CHECK_FAILED
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI in-process and return its exit code (tests call this directly)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    json_mode = "--json" in args
+    GLOBALS.workspace = None
+    try:
+        result = app(args=args, prog_name="mlwarden", standalone_mode=False)
+    except MlwardenError as error:
+        _report(json_mode, type(error).__name__, error.message, error.hint)
+        return exit_code_for(error)
+    except typer.Abort:
+        _report(json_mode, "Aborted", "aborted", "")
+        return EXIT_USAGE
+    except typer.TyperException as error:  # bad arguments or options
+        _report(json_mode, "UsageError", error.format_message(), "see `mlwarden --help`")
+        return EXIT_USAGE
+    return result if isinstance(result, int) else EXIT_OK
+
+
+def _report(json_mode: bool, kind: str, message: str, hint: str) -> None:
+    out = Output(json_mode)
+    if json_mode:
+        out.emit({"error": {"type": kind, "message": message, "hint": hint}})
+    out.error(message, hint)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,182 @@
+"""`mlwarden demo`: the main job end to end, on a throw-away workspace, in seconds.
+
+Each later capability adds its step here. Today: a workspace, users and tokens, a denied attempt, a
+password login, a checkpoint exported to a witness, `audit verify`, and then two attacks by someone
+with write access to the database: an edited event (caught by verify) and a truncated log with a
+recomputed tree (caught by the witness).
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.rule import Rule
+from rich.text import Text
+
+from mlwarden.audit import merkle
+from mlwarden.cli.render import Output
+from mlwarden.errors import PermissionDenied
+from mlwarden.service.init import init_workspace
+from mlwarden.service.workspace import Workspace, open_workspace
+
+DEMO_PASSWORD = "demo-password-not-for-production"
+
+
+def demo(
+    keep: Annotated[Path | None, typer.Option("--keep", help="Build the demo workspace here and keep it.")] = None,
+) -> None:
+    """Walk the main job on a temporary workspace and show each control catching its attack."""
+    out = Output(False)
+    started = time.perf_counter()
+    base = keep or Path(tempfile.mkdtemp(prefix="mlwarden-demo-"))
+    try:
+        failures = _run(out, base)
+    finally:
+        if keep is None:
+            shutil.rmtree(base, ignore_errors=True)
+    out.console.print(Rule())
+    elapsed = time.perf_counter() - started
+    verdict = "every control behaved as expected" if not failures else f"{failures} step(s) misbehaved"
+    out.line(Text(f"demo finished in {elapsed:.1f}s: {verdict}", style="bold green" if not failures else "bold red"))
+    if failures:
+        raise typer.Exit(1)
+
+
+def _step(out: Output, title: str) -> None:
+    out.console.print(Rule(Text(title, style="bold")))
+
+
+def _run(out: Output, base: Path) -> int:
+    failures = 0
+    _step(out, "1. init: workspace, checkpoint key, first admin")
+    init = init_workspace(base / "workspace", admin="admin", admin_password=DEMO_PASSWORD)
+    init.workspace.close()
+    root = init.workspace.root
+    out.line(f"workspace {root}; admin token shown once: {init.token.plaintext[:16]}…")
+    admin = open_workspace(root, token=init.token.plaintext, client="demo")
+    alice_token = _people(out, admin)
+    failures += _denied_attempt(out, root, alice_token)
+    _login(out, root)
+    witness = base / "witness"
+    _step(out, "5. checkpoint exported to a witness outside the database")
+    cp = admin.audit.checkpoint(export=witness)
+    out.line(cp.note.rstrip("\n"))
+    failures += _verify_clean(out, admin, witness)
+    admin.close()
+    failures += _edit_attack(out, root, base, init.token.plaintext)
+    failures += _truncate_attack(out, root, base, init.token.plaintext, witness)
+    return failures
+
+
+def _people(out: Output, admin: Workspace) -> str:
+    _step(out, "2. users and API tokens (stored only as hashes)")
+    admin.users.add("alice")
+    admin.users.add("bob", password=DEMO_PASSWORD)
+    token = admin.tokens.create("laptop", user="alice")
+    out.line(f"added alice and bob; alice's token {token.info.id} (secret shown once)")
+    return token.plaintext
+
+
+def _denied_attempt(out: Output, root: Path, alice_token: str) -> int:
+    _step(out, "3. alice (not an admin) tries to add a user: denied and audited")
+    with open_workspace(root, token=alice_token, client="demo") as alice:
+        try:
+            alice.users.add("mallory", admin=True)
+        except PermissionDenied as denied:
+            out.line(Text(f"denied: {denied}", style="yellow"))
+            return 0
+    out.line(Text("alice was NOT denied", style="bold red"))
+    return 1
+
+
+def _login(out: Output, root: Path) -> None:
+    _step(out, "4. bob logs in with his password (argon2id) and gets a token")
+    with open_workspace(root, client="demo") as anonymous:
+        token = anonymous.login("bob", DEMO_PASSWORD)
+    out.line(f"bob logged in; token {token.info.id}")
+
+
+def _verify_clean(out: Output, admin: Workspace, witness: Path) -> int:
+    _step(out, "6. the audit log, and `audit verify` on the untouched workspace")
+    events = admin.audit.log()
+    for event in events[-8:]:
+        rec = event.record
+        out.line(
+            f"  {event.seq:>3} {rec.actor:<10} {rec.action:<18} {rec.resource.type}:{rec.resource.id} {rec.outcome}"
+        )
+    report = admin.audit.verify()
+    witnessed, _ = admin.audit.witness(witness)
+    ok = report.ok and witnessed.ok
+    out.line(
+        Text(
+            f"verify: {'OK' if report.ok else 'FAILED'} ({report.size} events); "
+            f"witness: {'OK' if witnessed.ok else 'FAILED'}",
+            style="green" if ok else "bold red",
+        )
+    )
+    return 0 if ok else 1
+
+
+def _tampered_copy(root: Path, base: Path, name: str) -> Path:
+    copy = base / name
+    shutil.copytree(root, copy)
+    return copy
+
+
+def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
+    _step(out, "7. attack: an insider edits one event in a copy of the database")
+    copy = _tampered_copy(root, base, "tampered-edit")
+    with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
+        db.execute("DROP TRIGGER audit_events_no_update")
+        db.execute(
+            "UPDATE audit_events SET body = CAST(replace(body, 'alice', 'alicf') AS BLOB), actor = 'alicf' "
+            "WHERE seq = 6"
+        )
+    with open_workspace(copy, token=token, client="demo") as ws:
+        report = ws.audit.verify()
+    caught = not report.ok
+    style = "green" if caught else "bold red"
+    out.line(
+        Text(
+            f"verify {'caught it' if caught else 'MISSED it'}: first bad seq {report.first_bad_seq}",
+            style=style,
+        )
+    )
+    for problem in report.problems[:3]:
+        out.line(f"  - {problem.message}")
+    return 0 if caught else 1
+
+
+def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
+    _step(out, "8. attack: the last events are deleted and the tree and checkpoints rebuilt to match")
+    copy = _tampered_copy(root, base, "tampered-truncate")
+    with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
+        keep = int(db.execute("SELECT count(*) FROM audit_events").fetchone()[0]) - 4
+        _rewrite_tail(db, keep)
+    with open_workspace(copy, token=token, client="demo") as ws:
+        verified = ws.audit.verify()
+        witnessed, _ = ws.audit.witness(witness)
+    caught = not witnessed.ok
+    out.line(f"verify alone: {'OK' if verified.ok else 'FAILED'} (the rewrite is self-consistent)")
+    style = "green" if caught else "bold red"
+    out.line(Text(f"witness {'caught it' if caught else 'MISSED it'}:", style=style))
+    for problem in witnessed.problems[:3]:
+        out.line(f"  - {problem.message}")
+    return 0 if caught else 1
+
+
+def _rewrite_tail(db: sqlite3.Connection, keep: int) -> None:
+    """Delete events >= keep, then make nodes and stored checkpoints consistent with what is left."""
+    for table in ("audit_events", "audit_nodes", "audit_checkpoints"):
+        db.execute(f"DROP TRIGGER {table}_no_delete")
+    db.execute("DELETE FROM audit_events WHERE seq >= ?", (keep,))
+    db.execute("DELETE FROM audit_nodes")
+    db.execute("DELETE FROM audit_checkpoints WHERE size > ?", (keep,))
+    leaves = [bytes(row[0]) for row in db.execute("SELECT leaf FROM audit_events ORDER BY seq")]
+    db.executemany("INSERT INTO audit_nodes(level, idx, hash) VALUES (?, ?, ?)", merkle.perfect_nodes(leaves))

@@ -1,0 +1,244 @@
+"""init, login, logout, whoami, and the token and user groups."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mlwarden.cli import credentials
+from mlwarden.cli.common import (
+    GLOBALS,
+    JsonOption,
+    open_cli_workspace,
+    output,
+    parse_duration,
+    read_secret_from_stdin,
+)
+from mlwarden.errors import UsageError
+from mlwarden.service.config import find_workspace, load_config
+from mlwarden.service.init import init_workspace
+from mlwarden.service.workspace import open_workspace
+
+token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Add, list and disable users.", no_args_is_help=True)
+
+LOGIN_TOKEN_LABEL = "cli-login"
+PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to make a workspace (created if missing).")] = Path("."),
+    db: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL of the metadata database.")] = None,
+    admin: Annotated[str, typer.Option("--admin", help="Name of the first admin user.")] = "admin",
+    password_stdin: PasswordStdin = False,
+    json_mode: JsonOption = False,
+) -> None:
+    """Create a workspace: config, database, blob store, signing key and the first admin."""
+    out = output(json_mode)
+    password = read_secret_from_stdin("password") if password_stdin else None
+    result = init_workspace(directory, db_url=db, admin=admin, admin_password=password)
+    ws = result.workspace
+    try:
+        saved = credentials.store_token(ws.config.workspace_id, admin, result.token.plaintext, ws.root)
+        vkey = ws.checkpoint_vkey
+    finally:
+        ws.close()
+    if json_mode:
+        out.emit(
+            {
+                "workspace": ws.root,
+                "workspace_id": ws.config.workspace_id,
+                "admin": admin,
+                "token": result.token.plaintext,
+                "checkpoint_vkey": vkey,
+                "credentials": saved,
+            }
+        )
+        return
+    out.line(f"Initialized mlwarden workspace in {ws.root / '.mlwarden'}")
+    out.line(f"Admin user: {admin}. API token (shown once, saved to {saved}):")
+    out.line(f"  {result.token.plaintext}")
+    out.line(f"Checkpoint verifier key (give it to your witnesses): {vkey}")
+
+
+def login(
+    user: Annotated[str | None, typer.Option("--user", "-u", help="User name (prompted if missing).")] = None,
+    password_stdin: PasswordStdin = False,
+    token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Store an existing API token.")] = False,
+    json_mode: JsonOption = False,
+) -> None:
+    """Log in with a password (or store an API token) for this workspace."""
+    out = output(json_mode)
+    paths = find_workspace(GLOBALS.workspace)
+    workspace_id = load_config(paths).workspace_id
+    if token_stdin:
+        token = read_secret_from_stdin("token")
+        with open_workspace(paths.root, token=token, client="cli") as ws:
+            name = ws.whoami().name
+    else:
+        name = user or typer.prompt("User")
+        password = read_secret_from_stdin("password") if password_stdin else getpass.getpass("Password: ")
+        with open_workspace(paths.root, token="", client="cli") as ws:
+            token = ws.login(name, password, token_name=LOGIN_TOKEN_LABEL).plaintext
+    saved = credentials.store_token(workspace_id, name, token, paths.root)
+    if json_mode:
+        out.emit({"user": name, "credentials": saved})
+    else:
+        out.line(f"Logged in as {name}; token saved to {saved}")
+
+
+def logout(json_mode: JsonOption = False) -> None:
+    """Revoke the stored token of this workspace and forget it."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        actor = ws.whoami()
+        if actor.token_id is not None:
+            ws.tokens.revoke(actor.token_id)
+        forgotten = credentials.forget_token(ws.config.workspace_id)
+    if json_mode:
+        out.emit({"user": actor.name, "revoked": actor.token_id, "forgotten": forgotten})
+    else:
+        out.line(f"Logged out {actor.name}")
+
+
+def whoami(json_mode: JsonOption = False) -> None:
+    """Show the user this command runs as."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        actor = ws.whoami()
+    if json_mode:
+        out.emit(
+            {
+                "user": actor.name if actor.authenticated else None,
+                "user_id": actor.user_id,
+                "admin": actor.is_admin,
+                "auth_method": actor.auth_method,
+                "token_id": actor.token_id,
+            }
+        )
+    elif actor.authenticated:
+        out.line(f"{actor.name}{' (admin)' if actor.is_admin else ''} via {actor.auth_method} {actor.token_id or ''}")
+    else:
+        raise UsageError("not logged in", hint="run `mlwarden login` or set MLWARDEN_TOKEN")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "cli",
+    user: Annotated[str | None, typer.Option("--user", help="For another user (admins only).")] = None,
+    expires_in: Annotated[str | None, typer.Option("--expires-in", help="Lifetime, e.g. 12h, 30d.")] = None,
+    json_mode: JsonOption = False,
+) -> None:
+    """Create an API token; it is printed once and stored only as a hash."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        new = ws.tokens.create(name, user=user, expires_in=parse_duration(expires_in))
+    if json_mode:
+        out.emit({"token": new.plaintext, **out_token(new.info)})
+        return
+    out.line(f"Token {new.info.id} for {new.info.user} (shown once):")
+    out.line(f"  {new.plaintext}")
+
+
+def out_token(info: object) -> dict[str, object]:
+    from mlwarden.cli.render import jsonable
+
+    data = jsonable(info)
+    assert isinstance(data, dict)  # noqa: S101 - TokenInfo is a dataclass
+    data["active"] = getattr(info, "active", None)
+    return data
+
+
+@token_app.command("list")
+def token_list(
+    user: Annotated[str | None, typer.Option("--user", help="Another user's tokens (admins only).")] = None,
+    json_mode: JsonOption = False,
+) -> None:
+    """List API tokens (never their secrets)."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        tokens = ws.tokens.list(user)
+    if json_mode:
+        out.emit([out_token(t) for t in tokens])
+        return
+    rows = [
+        (t.id, t.user, t.name, t.created_at, t.expires_at, t.revoked_at, "yes" if t.active else "no") for t in tokens
+    ]
+    out.table(["id", "user", "name", "created", "expires", "revoked", "active"], rows)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(help="The token id.")], json_mode: JsonOption = False) -> None:
+    """Revoke an API token at once."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        info = ws.tokens.revoke(token_id)
+    if json_mode:
+        out.emit(out_token(info))
+    else:
+        out.line(f"Revoked token {info.id} of {info.user}")
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="The new user's name.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make a workspace admin.")] = False,
+    password_stdin: PasswordStdin = False,
+    json_mode: JsonOption = False,
+) -> None:
+    """Add a user (admins only)."""
+    out = output(json_mode)
+    password = read_secret_from_stdin("password") if password_stdin else None
+    with open_cli_workspace() as ws:
+        user = ws.users.add(name, admin=admin, password=password)
+    if json_mode:
+        out.emit(user)
+    else:
+        out.line(f"Added user {user.name}{' (admin)' if user.is_admin else ''}")
+
+
+@user_app.command("list")
+def user_list(json_mode: JsonOption = False) -> None:
+    """List users."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        users = ws.users.list()
+    if json_mode:
+        out.emit(users)
+        return
+    rows = [(u.name, "yes" if u.is_admin else "", "yes" if u.disabled else "", u.created_at) for u in users]
+    out.table(["name", "admin", "disabled", "created"], rows)
+
+
+@user_app.command("disable")
+def user_disable(
+    name: Annotated[str, typer.Argument(help="The user to disable.")], json_mode: JsonOption = False
+) -> None:
+    """Disable a user: their tokens and password stop working at once."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        user = ws.users.disable(name)
+    if json_mode:
+        out.emit(user)
+    else:
+        out.line(f"Disabled user {user.name}")
+
+
+@user_app.command("passwd")
+def user_passwd(
+    name: Annotated[str, typer.Argument(help="Whose password to set.")],
+    password_stdin: PasswordStdin = False,
+    json_mode: JsonOption = False,
+) -> None:
+    """Set a user's password (your own, or anyone's as an admin)."""
+    out = output(json_mode)
+    password = read_secret_from_stdin("password") if password_stdin else getpass.getpass("New password: ")
+    with open_cli_workspace() as ws:
+        ws.users.set_password(name, password)
+    if json_mode:
+        out.emit({"user": name, "password_set": True})
+    else:
+        out.line(f"Password set for {name}")

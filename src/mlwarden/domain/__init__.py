@@ -1,0 +1,1 @@
+"""Frozen value objects shared by every layer: digests, ids, events, versions."""

@@ -1,0 +1,23 @@
+"""Every action the door knows. Audit events carry these names; the permission table is keyed by them."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Action(StrEnum):
+    WORKSPACE_INIT = "workspace.init"
+    SCHEMA_UPGRADE = "schema.upgrade"
+    USER_ADD = "user.add"
+    USER_LIST = "user.list"
+    USER_DISABLE = "user.disable"
+    USER_SET_PASSWORD = "user.set_password"
+    TOKEN_CREATE = "token.create"
+    TOKEN_LIST = "token.list"
+    TOKEN_REVOKE = "token.revoke"
+    AUTH_LOGIN = "auth.login"
+    AUTH_TOKEN = "auth.token"
+    AUDIT_READ = "audit.read"
+    AUDIT_VERIFY = "audit.verify"
+    AUDIT_CHECKPOINT = "audit.checkpoint"
+    STORE_VERIFY = "store.verify"

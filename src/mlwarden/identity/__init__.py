@@ -1,0 +1,1 @@
+"""Identity primitives: password hashing, API tokens and (later) users and TOTP."""

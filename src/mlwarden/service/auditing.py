@@ -1,0 +1,166 @@
+"""The audit log as users see it: query, verify, prove, checkpoint and witness."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Select, select
+
+from mlwarden.audit import encoding, merkle
+from mlwarden.audit.checkpoint import NoteVerifier
+from mlwarden.audit.clock import normalize_ts
+from mlwarden.audit.log import StoredCheckpoint
+from mlwarden.audit.verify import Problem, VerifyReport, verify_log
+from mlwarden.audit.witness import WitnessReport, check_witness, export_checkpoint
+from mlwarden.domain.actions import Action
+from mlwarden.domain.events import AuditEvent, Resource
+from mlwarden.errors import NotFound, UsageError
+from mlwarden.service.context import ServiceContext
+from mlwarden.service.door import Applied, access, mutation
+from mlwarden.store.tables import audit_events
+
+LOG_RESOURCE = Resource(type="audit_log", id="main")
+MAX_QUERY_LIMIT = 100_000
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor: str | None = None
+    action: str | None = None
+    resource: str | None = None  # "TYPE" or "TYPE:ID"
+    since: str | None = None  # ISO 8601 UTC, inclusive
+    until: str | None = None  # ISO 8601 UTC, exclusive
+    limit: int = 1000
+
+    def details(self) -> dict[str, str | int | bool | None]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+@dataclass(frozen=True)
+class InclusionProof:
+    seq: int
+    leaf: bytes
+    size: int
+    root: bytes
+    proof: list[bytes]
+    checkpoint: str | None  # the signed note whose root the proof reaches, when one covers the event
+    verified: bool
+
+
+def pinned_vkey(conn: Connection) -> str | None:
+    """The checkpoint verifier key recorded by `workspace.init`, the first event of the log."""
+    body = conn.execute(select(audit_events.c.body).where(audit_events.c.seq == 0)).scalar()
+    if body is None:
+        return None
+    try:
+        value = encoding.decode(bytes(body)).record.details.get("checkpoint_vkey")
+    except Exception:  # a damaged first event is reported by verify itself
+        return None
+    return value if isinstance(value, str) else None
+
+
+class AuditService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    @access
+    def log(self, query: AuditQuery | None = None) -> list[AuditEvent]:
+        """Events matching the filters (oldest first); the query itself is audited."""
+        query = query or AuditQuery()
+        if not 0 < query.limit <= MAX_QUERY_LIMIT:
+            raise UsageError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
+
+        def apply(conn: Connection) -> Applied[list[AuditEvent]]:
+            events = [encoding.decode(bytes(body)) for (body,) in conn.execute(_select(query))]
+            return Applied(events, details={**query.details(), "returned": len(events)})
+
+        return self._ctx.door.run(self._ctx.actor, Action.AUDIT_READ, LOG_RESOURCE, apply)
+
+    def verify(self) -> VerifyReport:
+        """Recompute every leaf, node and checkpoint signature (read-only)."""
+        return self._ctx.door.read(self._ctx.actor, Action.AUDIT_VERIFY, LOG_RESOURCE, self._verify)
+
+    def _verify(self, conn: Connection) -> VerifyReport:
+        current = self._ctx.verifier.to_vkey()
+        pinned = pinned_vkey(conn) or current
+        report = verify_log(conn, NoteVerifier.from_vkey(pinned), self._ctx.config.origin)
+        if pinned != current:
+            problem = Problem("key", "the checkpoint signing key differs from the one recorded at init (replaced?)")
+            report.problems.append(problem)
+        return report
+
+    def prove(self, seq: int) -> InclusionProof:
+        """An inclusion proof for event ``seq`` against the newest signed checkpoint that covers it."""
+        return self._ctx.door.read(self._ctx.actor, Action.AUDIT_VERIFY, LOG_RESOURCE, lambda c: self._prove(c, seq))
+
+    def _prove(self, conn: Connection, seq: int) -> InclusionProof:
+        log = self._ctx.log
+        size = log.size(conn)
+        if not 0 <= seq < size:
+            raise NotFound(f"no audit event with seq {seq} (the log has {size} events, numbered from 0)")
+        latest = log.latest_checkpoint(conn)
+        covered = latest is not None and latest.size > seq
+        tree_size = latest.size if latest is not None and covered else size
+        root = latest.root if latest is not None and covered else log.root(conn, size)
+        leaf = log.leaf(conn, seq)
+        proof = log.inclusion_proof(conn, seq, tree_size)
+        return InclusionProof(
+            seq=seq,
+            leaf=leaf,
+            size=tree_size,
+            root=root,
+            proof=proof,
+            checkpoint=latest.note if latest is not None and covered else None,
+            verified=merkle.verify_inclusion(leaf, seq, tree_size, proof, root),
+        )
+
+    @mutation
+    def checkpoint(self, export: Path | None = None) -> StoredCheckpoint:
+        """Sign a checkpoint of the log now; with ``export`` (or the configured witness_dir), write it there."""
+
+        def apply(conn: Connection) -> Applied[StoredCheckpoint]:
+            stored = self._ctx.log.checkpoint(conn)
+            return Applied(stored, details={"size": stored.size, "root": stored.root.hex()})
+
+        stored = self._ctx.door.run(self._ctx.actor, Action.AUDIT_CHECKPOINT, LOG_RESOURCE, apply)
+        folder = export or self._configured_witness()
+        if folder is not None:
+            export_checkpoint(folder, stored.note, stored.size, self._ctx.verifier.to_vkey())
+        return stored
+
+    def _configured_witness(self) -> Path | None:
+        configured = self._ctx.config.witness_dir
+        return self._ctx.paths.resolve(configured) if configured else None
+
+    def witness(self, path: Path) -> tuple[WitnessReport, VerifyReport]:
+        """Check the log against every checkpoint exported into ``path`` (and verify it fully)."""
+
+        def fetch(conn: Connection) -> tuple[WitnessReport, VerifyReport]:
+            report = self._verify(conn)
+
+            def proof(size1: int, size2: int) -> list[bytes]:
+                return self._ctx.log.consistency_proof(conn, size1, size2)
+
+            current = self._ctx.verifier.to_vkey()
+            return check_witness(path, report.tree, current, self._ctx.config.origin, proof), report
+
+        return self._ctx.door.read(self._ctx.actor, Action.AUDIT_VERIFY, LOG_RESOURCE, fetch)
+
+
+def _select(query: AuditQuery) -> Select[bytes]:
+    stmt = select(audit_events.c.body).order_by(audit_events.c.seq).limit(query.limit)
+    if query.actor is not None:
+        stmt = stmt.where(audit_events.c.actor == query.actor)
+    if query.action is not None:
+        stmt = stmt.where(audit_events.c.action == query.action)
+    if query.resource is not None:
+        rtype, _, rid = query.resource.partition(":")
+        stmt = stmt.where(audit_events.c.resource_type == rtype)
+        if rid:
+            stmt = stmt.where(audit_events.c.resource_id == rid)
+    if query.since is not None:
+        stmt = stmt.where(audit_events.c.ts >= normalize_ts(query.since))
+    if query.until is not None:
+        stmt = stmt.where(audit_events.c.ts < normalize_ts(query.until))
+    return stmt

@@ -1,0 +1,133 @@
+"""Users: add, list, disable, set a password."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, insert, select, update
+
+from mlwarden.audit.clock import format_ts, utcnow
+from mlwarden.domain.actions import Action
+from mlwarden.domain.events import Resource, UserId
+from mlwarden.errors import AlreadyExists, NotFound, UsageError
+from mlwarden.identity.passwords import hash_password
+from mlwarden.service.context import ServiceContext
+from mlwarden.service.door import Applied, mutation
+from mlwarden.store.tables import users
+
+_NAME_RE = re.compile(r"[a-z][a-z0-9_.-]{0,63}", re.ASCII)
+
+
+@dataclass(frozen=True)
+class User:
+    id: UserId
+    name: str
+    is_admin: bool
+    disabled: bool
+    has_password: bool
+    created_at: str
+
+
+def validate_user_name(name: str) -> str:
+    if not _NAME_RE.fullmatch(name):
+        raise UsageError(
+            f"invalid user name {name!r}",
+            hint="use 1-64 characters: a lowercase letter, then lowercase letters, digits, '_', '.' or '-'",
+        )
+    return name
+
+
+def find_user(conn: Connection, name: str) -> User:
+    row = conn.execute(select(users).where(users.c.name == name)).mappings().first()
+    if row is None:
+        raise NotFound(f"no user named {name!r}", hint="see `mlwarden user list`")
+    return _user(row)
+
+
+def find_user_by_id(conn: Connection, user_id: str) -> User:
+    row = conn.execute(select(users).where(users.c.id == user_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no user with id {user_id!r}")
+    return _user(row)
+
+
+def password_hash_of(conn: Connection, user_id: str) -> str | None:
+    return conn.execute(select(users.c.password_hash).where(users.c.id == user_id)).scalar_one_or_none()
+
+
+def _user(row: object) -> User:
+    m = row  # a RowMapping
+    return User(
+        id=UserId(m["id"]),  # type: ignore[index]
+        name=m["name"],  # type: ignore[index]
+        is_admin=bool(m["is_admin"]),  # type: ignore[index]
+        disabled=bool(m["disabled"]),  # type: ignore[index]
+        has_password=m["password_hash"] is not None,  # type: ignore[index]
+        created_at=m["created_at"],  # type: ignore[index]
+    )
+
+
+def user_resource(name: str) -> Resource:
+    return Resource(type="user", id=name)
+
+
+class UserService:
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+
+    @mutation
+    def add(self, name: str, *, admin: bool = False, password: str | None = None) -> User:
+        validate_user_name(name)
+        password_hash = hash_password(password) if password is not None else None
+
+        def apply(conn: Connection) -> Applied[User]:
+            if conn.execute(select(users.c.id).where(users.c.name == name)).first() is not None:
+                raise AlreadyExists(f"user {name!r} exists already")
+            user_id = UserId("usr_" + secrets.token_hex(8))
+            conn.execute(
+                insert(users).values(
+                    id=user_id,
+                    name=name,
+                    is_admin=admin,
+                    disabled=False,
+                    password_hash=password_hash,
+                    created_at=format_ts(utcnow()),
+                )
+            )
+            return Applied(find_user(conn, name), details={"admin": admin, "password": password is not None})
+
+        return self._ctx.door.run(self._ctx.actor, Action.USER_ADD, user_resource(name), apply)
+
+    def list(self) -> list[User]:
+        def fetch(conn: Connection) -> list[User]:
+            return [_user(row) for row in conn.execute(select(users).order_by(users.c.name)).mappings()]
+
+        return self._ctx.door.read(self._ctx.actor, Action.USER_LIST, Resource("user", "*"), fetch)
+
+    @mutation
+    def disable(self, name: str) -> User:
+        def apply(conn: Connection) -> Applied[User]:
+            user = find_user(conn, name)
+            if user.disabled:
+                raise UsageError(f"user {name!r} is disabled already")
+            if user.id == self._ctx.actor.user_id:
+                raise UsageError("you cannot disable yourself", hint="ask another admin")
+            conn.execute(update(users).where(users.c.id == user.id).values(disabled=True))
+            return Applied(find_user(conn, name))
+
+        return self._ctx.door.run(self._ctx.actor, Action.USER_DISABLE, user_resource(name), apply)
+
+    @mutation
+    def set_password(self, name: str, password: str) -> None:
+        new_hash = hash_password(password)
+
+        def target(conn: Connection) -> Resource:
+            return Resource(type="user", id=name, owner=find_user(conn, name).id)
+
+        def apply(conn: Connection) -> Applied[None]:
+            conn.execute(update(users).where(users.c.name == name).values(password_hash=new_hash))
+            return Applied(None)
+
+        self._ctx.door.run(self._ctx.actor, Action.USER_SET_PASSWORD, target, apply)

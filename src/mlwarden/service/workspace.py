@@ -1,0 +1,130 @@
+"""The Workspace facade: opens the parts of a workspace and exposes its services (the one door)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from types import TracebackType
+
+from mlwarden.access.policy import Authorizer, WorkspacePolicy
+from mlwarden.audit.checkpoint import NoteSigner, load_private_key
+from mlwarden.audit.log import AuditLog, CheckpointPolicy
+from mlwarden.domain.events import ANONYMOUS, Actor
+from mlwarden.service import sessions
+from mlwarden.service.auditing import AuditService
+from mlwarden.service.config import WorkspaceConfig, WorkspacePaths, find_workspace, load_config
+from mlwarden.service.context import ServiceContext
+from mlwarden.service.door import Door, mutation
+from mlwarden.service.stores import StoreService
+from mlwarden.service.tokens import NewToken, TokenService, authenticate
+from mlwarden.service.users import UserService
+from mlwarden.store import schema
+from mlwarden.store.blobs import LocalBlobStore
+from mlwarden.store.db import Database
+
+ENV_TOKEN = "MLWARDEN_TOKEN"
+
+
+class Workspace:
+    """An open workspace, acting as one actor. Use as a context manager or call ``close()``."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self._ctx = ctx
+        self.users = UserService(ctx)
+        self.tokens = TokenService(ctx)
+        self.audit = AuditService(ctx)
+        self.store = StoreService(ctx)
+
+    @property
+    def root(self) -> Path:
+        return self._ctx.paths.root
+
+    @property
+    def config(self) -> WorkspaceConfig:
+        return self._ctx.config
+
+    @property
+    def actor(self) -> Actor:
+        return self._ctx.actor
+
+    @property
+    def checkpoint_vkey(self) -> str:
+        """The note verifier key of this workspace's checkpoints (what witnesses pin)."""
+        return self._ctx.verifier.to_vkey()
+
+    def whoami(self) -> Actor:
+        return self._ctx.actor
+
+    @mutation
+    def login(
+        self,
+        name: str,
+        password: str,
+        *,
+        token_name: str = "login",
+        expires_in: timedelta | None = None,
+    ) -> NewToken:
+        """Check a password and issue a new API token for that user (shown once)."""
+        return sessions.login(self._ctx, name, password, token_name=token_name, expires_in=expires_in)
+
+    def as_actor(self, actor: Actor) -> Workspace:
+        """The same workspace acting as someone else (used by init and by the server per request)."""
+        ctx = ServiceContext(**{**self._ctx.__dict__, "actor": actor})
+        return Workspace(ctx)
+
+    def close(self) -> None:
+        self._ctx.db.dispose()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *_exc: type[BaseException] | BaseException | TracebackType | None) -> None:
+        self.close()
+
+
+def open_workspace(
+    path: str | Path | None = None,
+    *,
+    token: str | None = None,
+    client: str = "sdk",
+    authorizer: Authorizer | None = None,
+    request_id: str | None = None,
+) -> Workspace:
+    """Open the workspace at ``path`` (or found from the current folder) as the token's user.
+
+    Without a token (argument or MLWARDEN_TOKEN) the workspace is open anonymously: only ``login`` works.
+    """
+    paths = find_workspace(path)
+    ctx = build_context(paths, ANONYMOUS, authorizer)
+    schema.require_current(ctx.db)
+    presented = token or os.environ.get(ENV_TOKEN)
+    request_id = request_id or uuid.uuid4().hex
+    if presented:
+        ctx.actor = authenticate(ctx.door, presented, client=client, request_id=request_id)
+    else:
+        ctx.actor = Actor(name=ANONYMOUS.name, auth_method=ANONYMOUS.auth_method, client=client, request_id=request_id)
+    return Workspace(ctx)
+
+
+def build_context(paths: WorkspacePaths, actor: Actor, authorizer: Authorizer | None = None) -> ServiceContext:
+    config = load_config(paths)
+    db = Database(paths.database_url(config))
+    signer = NoteSigner(load_private_key(paths.resolve(config.key_file)), config.key_name)
+    log = AuditLog(
+        signer,
+        config.origin,
+        CheckpointPolicy(every=config.checkpoint_every, seconds=config.checkpoint_seconds),
+    )
+    door = Door(db, log, authorizer or WorkspacePolicy())
+    return ServiceContext(
+        paths=paths,
+        config=config,
+        db=db,
+        log=log,
+        verifier=signer.verifier(),
+        door=door,
+        blobs=LocalBlobStore(paths.resolve(config.blob_dir)),
+        actor=actor,
+    )

@@ -1,0 +1,1 @@
+"""Storage: the metadata database and the content-addressed blob stores."""

@@ -1,0 +1,91 @@
+"""Engine creation and the two kinds of transaction: read and write.
+
+Writes are serialized: on SQLite every write transaction starts with ``BEGIN IMMEDIATE`` (one writer at a
+time, no upgrade deadlocks); on PostgreSQL it takes a transaction-scoped advisory lock. That is what makes
+concurrent audit appends unable to fork the log: the next sequence number is read and written under the
+same exclusive lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from mlwarden.errors import ConfigError
+
+# An arbitrary 64-bit constant naming "the mlwarden writer lock" among PostgreSQL advisory locks.
+_PG_WRITE_LOCK = 0x6D6C_7761_7264_656E & 0x7FFF_FFFF_FFFF_FFFF
+_BEGIN_OPTION = "mlwarden_begin"
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+class Database:
+    """A metadata database: an engine plus read and write transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _make_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A serialized write transaction; commits on success, rolls back on any exception."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (a consistent snapshot on SQLite WAL; never takes the writer lock)."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # SQLAlchemy raises ArgumentError and friends
+        raise ConfigError(f"invalid database URL: {exc}", hint="use e.g. postgresql+psycopg://...") from exc
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, poolclass=NullPool)
+        _configure_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True)
+    raise ConfigError(
+        f"unsupported database backend {parsed.get_backend_name()!r}",
+        hint="use sqlite:///PATH or postgresql+psycopg://USER:PASSWORD@HOST/DB",
+    )
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module so BEGIN IMMEDIATE is ours to emit.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        # NORMAL in WAL mode: a crash (even SIGKILL) never loses or tears a committed transaction;
+        # only a power cut can drop the last ones. See docs/audit.md for the trade-off.
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if mode == "IMMEDIATE" else "BEGIN")
