@@ -38,6 +38,8 @@ class ConfigError(UsageError):
 
 
 class WorkspaceNotFound(ConfigError):
+    """No workspace at the given path, or in the current folder or any folder above it."""
+
     default_hint = "run `mlwarden init`, or pass --workspace PATH / set MLWARDEN_WORKSPACE"
 
 

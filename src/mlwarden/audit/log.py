@@ -20,6 +20,10 @@ from mlwarden.domain.events import AuditEvent, AuditRecord
 from mlwarden.errors import NotFound, UsageError
 from mlwarden.store.tables import audit_checkpoints, audit_events, audit_nodes
 
+# Query columns hold at most this many characters so that any value fits a B-tree index (PostgreSQL
+# refuses index entries over ~2.7 kB); the body, which the leaf hash covers, always holds the full value.
+COLUMN_CHARS = 200
+
 
 @dataclass(frozen=True)
 class CheckpointPolicy:
@@ -193,16 +197,22 @@ def _checkpoint_from_row(row: object) -> StoredCheckpoint:
     )
 
 
+def column_value(value: str) -> str:
+    """The indexed copy of a field: a bounded prefix (the hashed body keeps the whole value)."""
+    return value[:COLUMN_CHARS]
+
+
 def _event_row(event: AuditEvent, body: bytes, leaf: bytes) -> dict[str, object]:
     rec = event.record
+    project = rec.resource.project
     return {
         "seq": event.seq,
         "ts": event.ts,
-        "actor": rec.actor,
-        "action": rec.action,
-        "resource_type": rec.resource.type,
-        "resource_id": rec.resource.id,
-        "project": rec.resource.project,
+        "actor": column_value(rec.actor),
+        "action": column_value(rec.action),
+        "resource_type": column_value(rec.resource.type),
+        "resource_id": column_value(rec.resource.id),
+        "project": None if project is None else column_value(project),
         "outcome": rec.outcome.value,
         "body": body,
         "leaf": leaf,

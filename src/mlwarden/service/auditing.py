@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Select, select
 from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import NoteVerifier
 from mlwarden.audit.clock import normalize_ts
-from mlwarden.audit.log import StoredCheckpoint
+from mlwarden.audit.log import StoredCheckpoint, column_value
 from mlwarden.audit.verify import Problem, VerifyReport, verify_log
 from mlwarden.audit.witness import WitnessReport, check_witness, export_checkpoint
 from mlwarden.domain.actions import Action
@@ -72,7 +72,8 @@ class AuditService:
             raise UsageError(f"limit must be between 1 and {MAX_QUERY_LIMIT}")
 
         def apply(conn: Connection) -> Applied[list[AuditEvent]]:
-            events = [encoding.decode(bytes(body)) for (body,) in conn.execute(_select(query))]
+            rows = conn.execute(_select(query))
+            events = [e for e in (encoding.decode(bytes(body)) for (body,) in rows) if _matches(e, query)]
             return Applied(events, details={**query.details(), "returned": len(events)})
 
         return self._ctx.door.run(self._ctx.actor, Action.AUDIT_READ, LOG_RESOURCE, apply)
@@ -151,16 +152,29 @@ class AuditService:
 def _select(query: AuditQuery) -> Select[bytes]:
     stmt = select(audit_events.c.body).order_by(audit_events.c.seq).limit(query.limit)
     if query.actor is not None:
-        stmt = stmt.where(audit_events.c.actor == query.actor)
+        stmt = stmt.where(audit_events.c.actor == column_value(query.actor))
     if query.action is not None:
-        stmt = stmt.where(audit_events.c.action == query.action)
+        stmt = stmt.where(audit_events.c.action == column_value(query.action))
     if query.resource is not None:
         rtype, _, rid = query.resource.partition(":")
-        stmt = stmt.where(audit_events.c.resource_type == rtype)
+        stmt = stmt.where(audit_events.c.resource_type == column_value(rtype))
         if rid:
-            stmt = stmt.where(audit_events.c.resource_id == rid)
+            stmt = stmt.where(audit_events.c.resource_id == column_value(rid))
     if query.since is not None:
         stmt = stmt.where(audit_events.c.ts >= normalize_ts(query.since))
     if query.until is not None:
         stmt = stmt.where(audit_events.c.ts < normalize_ts(query.until))
     return stmt
+
+
+def _matches(event: AuditEvent, query: AuditQuery) -> bool:
+    """Exact match on the full values (the indexed columns hold only a prefix of very long ones)."""
+    rec = event.record
+    if query.actor is not None and rec.actor != query.actor:
+        return False
+    if query.action is not None and rec.action != query.action:
+        return False
+    if query.resource is not None:
+        rtype, _, rid = query.resource.partition(":")
+        return rec.resource.type == rtype and (not rid or rec.resource.id == rid)
+    return True

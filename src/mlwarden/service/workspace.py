@@ -98,13 +98,19 @@ def open_workspace(
     """
     paths = find_workspace(path)
     ctx = build_context(paths, ANONYMOUS, authorizer)
-    schema.require_current(ctx.db)
-    presented = token or os.environ.get(ENV_TOKEN)
-    request_id = request_id or uuid.uuid4().hex
-    if presented:
-        ctx.actor = authenticate(ctx.door, presented, client=client, request_id=request_id)
-    else:
-        ctx.actor = Actor(name=ANONYMOUS.name, auth_method=ANONYMOUS.auth_method, client=client, request_id=request_id)
+    try:
+        schema.require_current(ctx.db)
+        presented = token or os.environ.get(ENV_TOKEN)
+        request_id = request_id or uuid.uuid4().hex
+        if presented:
+            ctx.actor = authenticate(ctx.door, presented, client=client, request_id=request_id)
+        else:
+            ctx.actor = Actor(
+                name=ANONYMOUS.name, auth_method=ANONYMOUS.auth_method, client=client, request_id=request_id
+            )
+    except BaseException:
+        ctx.db.dispose()
+        raise
     return Workspace(ctx)
 
 

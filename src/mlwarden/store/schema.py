@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
 from mlwarden.errors import SchemaMismatch
 from mlwarden.store.db import Database
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
+# The newest migration and every revision this code knows. Opening a workspace checks the database
+# against these without importing Alembic (a quarter second per command); a test keeps them equal to
+# what the migrations folder says.
+HEAD = "0001"
+KNOWN_REVISIONS = frozenset({"0001"})
 
 
 @dataclass(frozen=True)
@@ -27,21 +33,31 @@ class SchemaState:
 
 
 def _config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     return config
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(_config()).get_current_head()
-    assert head is not None, "the migrations folder has a single head"  # noqa: S101 - packaging invariant
-    return head
+    return HEAD
+
+
+def migration_revisions() -> tuple[str | None, set[str]]:
+    """(head, all revisions) as the migrations folder has them (imports Alembic)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(_config())
+    return scripts.get_current_head(), {rev.revision for rev in scripts.walk_revisions()}
 
 
 def schema_state(db: Database) -> SchemaState:
     with db.read() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    return SchemaState(current=current, head=head_revision())
+        current = None
+        if inspect(conn).has_table("alembic_version"):
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return SchemaState(current=current, head=HEAD)
 
 
 def upgrade(db: Database) -> SchemaState:
@@ -49,6 +65,8 @@ def upgrade(db: Database) -> SchemaState:
     state = schema_state(db)
     _refuse_unknown(state)
     if not state.up_to_date:
+        from alembic import command
+
         config = _config()
         with db.write() as conn:
             config.attributes["connection"] = conn
@@ -75,8 +93,7 @@ def require_current(db: Database) -> None:
 def _refuse_unknown(state: SchemaState) -> None:
     if state.current is None:
         return
-    known = {rev.revision for rev in ScriptDirectory.from_config(_config()).walk_revisions()}
-    if state.current not in known:
+    if state.current not in KNOWN_REVISIONS:
         raise SchemaMismatch(
             f"the metadata database schema (revision {state.current}) is newer than this mlwarden "
             f"(which knows up to {state.head})",

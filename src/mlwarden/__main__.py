@@ -1,0 +1,5 @@
+"""`python -m mlwarden` is the `mlwarden` command."""
+
+from mlwarden.cli import run
+
+run()

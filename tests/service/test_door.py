@@ -1,0 +1,152 @@
+"""Invariant 1, the one door: every mutating or content-handing service method writes exactly one audit
+event in the same transaction as its change; a failure rolls both back; a denial is audited."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mlwarden.audit.log import AuditLog
+from mlwarden.errors import AuthenticationError, PermissionDenied
+from mlwarden.service.door import DOOR_KIND
+from mlwarden.service.workspace import Workspace
+from mlwarden.store.tables import api_tokens, audit_events, users
+from tests.conftest import ADMIN_PASSWORD, Env
+
+# How to call each marked method on a workspace where the admin also created user "alice".
+CALLS: dict[str, Callable[[Workspace], Any]] = {
+    "Workspace.login": lambda ws: ws.login("admin", ADMIN_PASSWORD),
+    "UserService.add": lambda ws: ws.users.add("carol"),
+    "UserService.disable": lambda ws: ws.users.disable("alice"),
+    "UserService.set_password": lambda ws: ws.users.set_password("alice", "a-long-enough-password"),
+    "TokenService.create": lambda ws: ws.tokens.create("t", user="alice", expires_in=timedelta(days=1)),
+    "TokenService.revoke": lambda ws: ws.tokens.revoke(ws.tokens.list("alice")[0].id),
+    "AuditService.log": lambda ws: ws.audit.log(),
+    "AuditService.checkpoint": lambda ws: ws.audit.checkpoint(),
+}
+
+
+def marked_methods() -> dict[str, str]:
+    """Every method marked @mutation or @access on the workspace and its services."""
+    found: dict[str, str] = {}
+    classes = [Workspace, *(type(v) for v in _service_types())]
+    for cls in classes:
+        for name, member in inspect.getmembers(cls, inspect.isfunction):
+            kind = getattr(member, DOOR_KIND, None)
+            if kind is not None:
+                found[f"{cls.__name__}.{name}"] = kind
+    return found
+
+
+def _service_types() -> list[Any]:
+    from mlwarden.service.auditing import AuditService
+    from mlwarden.service.stores import StoreService
+    from mlwarden.service.tokens import TokenService
+    from mlwarden.service.users import UserService
+
+    return [object.__new__(cls) for cls in (UserService, TokenService, AuditService, StoreService)]
+
+
+def test_every_marked_method_has_a_call_in_this_test() -> None:
+    assert set(marked_methods()) == set(CALLS), "add the new door method to CALLS"
+
+
+def _event_count(ws: Workspace) -> int:
+    with ws._ctx.db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
+
+
+def _prepare(ws: Workspace) -> None:
+    ws.users.add("alice")
+    ws.tokens.create("first", user="alice")
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_each_door_method_writes_exactly_one_event(admin: Workspace, method: str) -> None:
+    _prepare(admin)
+    before = _event_count(admin)
+    CALLS[method](admin)
+    assert _event_count(admin) == before + 1
+    last = admin.audit.log()[-1]  # a query's own audit.read event is appended after its results are read
+    assert last.seq == before
+    assert last.record.outcome == "ok"
+
+
+@pytest.mark.parametrize("method", sorted(CALLS))
+def test_a_failure_after_the_change_rolls_back_change_and_event(
+    admin: Workspace, method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _prepare(admin)
+    snapshot = _state(admin)
+
+    def broken_append(self: AuditLog, conn: Any, records: Any) -> Any:
+        raise RuntimeError("disk full while appending the audit event")
+
+    monkeypatch.setattr(AuditLog, "append_many", broken_append)
+    with pytest.raises(RuntimeError, match="disk full"):
+        CALLS[method](admin)
+    monkeypatch.undo()
+    assert _state(admin) == snapshot
+
+
+def _state(ws: Workspace) -> tuple[Any, ...]:
+    with ws._ctx.db.read() as conn:
+        return (
+            conn.execute(select(users).order_by(users.c.id)).all(),
+            conn.execute(select(api_tokens).order_by(api_tokens.c.id)).all(),
+            conn.execute(select(func.count()).select_from(audit_events)).scalar_one(),
+        )
+
+
+def test_denied_attempt_is_audited_with_reason_and_changes_nothing(env: Env, admin: Workspace) -> None:
+    _prepare(admin)
+    alice_token = admin.tokens.create("laptop", user="alice").plaintext
+    with env.open(alice_token) as alice:
+        with pytest.raises(PermissionDenied, match="needs a workspace admin"):
+            alice.users.add("mallory", admin=True)
+    denied = admin.audit.log()[-1]
+    assert (denied.record.actor, denied.record.action, denied.record.outcome) == ("alice", "user.add", "denied")
+    assert denied.record.resource.id == "mallory"
+    assert "workspace admin" in (denied.record.reason or "")
+    assert "mallory" not in [u.name for u in admin.users.list()]
+
+
+def test_user_cannot_touch_another_users_tokens(env: Env, admin: Workspace) -> None:
+    _prepare(admin)
+    admin.users.add("bob")
+    bob_token = admin.tokens.create("b", user="bob").plaintext
+    alice_token_id = admin.tokens.list("alice")[0].id
+    with env.open(bob_token) as bob:
+        with pytest.raises(PermissionDenied):
+            bob.tokens.revoke(alice_token_id)
+        with pytest.raises(PermissionDenied):
+            bob.tokens.create("stolen", user="alice")
+        with pytest.raises(PermissionDenied):
+            bob.tokens.list("alice")
+        own = bob.tokens.create("mine")
+        bob.tokens.revoke(own.info.id)
+
+
+def test_anonymous_can_only_log_in(env: Env) -> None:
+    with env.open(token="") as anonymous:
+        assert not anonymous.whoami().authenticated
+        with pytest.raises(AuthenticationError):
+            anonymous.users.add("eve")
+        with pytest.raises(AuthenticationError):
+            anonymous.audit.log()
+    with env.open() as admin:
+        events = admin.audit.log()
+    assert any(e.record.action == "user.add" and e.record.outcome == "denied" for e in events)
+
+
+def test_reads_that_hand_out_content_are_audited(admin: Workspace) -> None:
+    admin.audit.log()
+    admin.audit.log()
+    reads = [e for e in admin.audit.log() if e.record.action == "audit.read"]
+    assert len(reads) == 2  # the third query's own event is appended after its results are read
+    assert reads[0].record.details["returned"] == reads[0].seq
