@@ -317,3 +317,32 @@ def test_cli_verify_exits_1_and_names_the_first_bad_seq(
     assert "first bad seq: 9" in capsys.readouterr().out
     assert main(["--workspace", str(env.root), "audit", "witness", str(witness), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["ok"] is False
+
+
+def test_verify_reports_garbage_bodies_without_crashing(busy: tuple[Env, Workspace, Path]) -> None:
+    _, ws, _ = busy
+    with _attacker(ws) as conn:
+        _drop_guards(conn)
+        for seq, body in ((3, b"\xff\xfe not utf-8"), (4, b'{"v": 2}'), (5, b"[1, 2]")):
+            conn.execute(update(audit_events).where(audit_events.c.seq == seq).values(body=body))
+        conn.execute(text("UPDATE audit_events SET body = :body WHERE seq = 6"), {"body": "text, not bytes"})
+        dialect = conn.dialect.name
+        conn.commit()
+    messages = _verify_fails_at(ws, 3)
+    assert any("event 3: body is not valid UTF-8 JSON" in m for m in messages)
+    assert any("event 4: body is not a v1 event" in m for m in messages)
+    if dialect == "sqlite":  # PostgreSQL casts the text to bytea
+        assert any("event 6: body is not stored as bytes" in m for m in messages)
+    assert any(m.startswith("event 6:") for m in messages)
+
+
+def test_events_with_very_large_integers_verify(admin: Workspace) -> None:
+    from mlwarden.domain.events import AuditRecord, AuthMethod, Outcome, Resource
+
+    record = AuditRecord(
+        actor="x", auth_method=AuthMethod.SYSTEM, action="test.big", resource=Resource("t", "1"),
+        outcome=Outcome.OK, details={"n": 2**70, "m": -(2**65)},
+    )  # fmt: skip
+    with admin._ctx.db.write() as conn:
+        admin._ctx.log.append(conn, record)
+    assert admin.audit.verify().ok

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Select, and_, bindparam, insert, or_, select
 
 from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
-from mlwarden.audit.clock import format_ts, parse_ts, utcnow
+from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.events import AuditEvent, AuditRecord
 from mlwarden.errors import NotFound, UsageError
 from mlwarden.store.tables import audit_checkpoints, audit_events, audit_nodes
@@ -52,18 +53,57 @@ class NodeReader:
         for level, idx, digest in nodes:
             self._cache[(level, idx)] = digest
 
+    def prefetch(self, positions: Sequence[tuple[int, int]]) -> None:
+        """Load several nodes in one query (an append needs only the compact range of the tree)."""
+        wanted = [p for p in positions if p not in self._cache]
+        if wanted:
+            params = {
+                f"{axis}{i}": value for i, pos in enumerate(wanted) for axis, value in zip("li", pos, strict=True)
+            }
+            rows = self._conn.execute(_select_nodes(len(wanted)), params)
+            self.remember((int(level), int(idx), bytes(digest)) for level, idx, digest in rows)
+
     def __call__(self, level: int, idx: int) -> bytes:
         cached = self._cache.get((level, idx))
         if cached is not None:
             return cached
-        row = self._conn.execute(
-            select(audit_nodes.c.hash).where(audit_nodes.c.level == level, audit_nodes.c.idx == idx)
-        ).first()
-        if row is None:
+        self.prefetch([(level, idx)])
+        found = self._cache.get((level, idx))
+        if found is None:
             raise NotFound(f"audit tree node ({level}, {idx}) is missing", hint="run `mlwarden audit verify`")
-        digest = bytes(row[0])
-        self._cache[(level, idx)] = digest
-        return digest
+        return found
+
+
+# Statements built once: an unbatched append is a handful of small queries, and building and compiling
+# them anew each time would cost more than running them.
+@cache
+def _select_nodes(count: int) -> Select[int, int, bytes]:
+    # OR of point lookups, one statement per count: SQLite answers each from the primary key, where a
+    # row-value IN list would scan the whole table.
+    lookups = [
+        and_(audit_nodes.c.level == bindparam(f"l{i}"), audit_nodes.c.idx == bindparam(f"i{i}")) for i in range(count)
+    ]
+    return select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).where(or_(*lookups))
+
+
+_LAST_EVENT = select(audit_events.c.seq, audit_events.c.ts).order_by(audit_events.c.seq.desc()).limit(1)
+_LAST_CHECKPOINT_AT = (
+    select(audit_checkpoints.c.created_at).order_by(audit_checkpoints.c.size.desc()).limit(1).scalar_subquery()
+)
+_TAIL = select(
+    _LAST_EVENT.with_only_columns(audit_events.c.seq).scalar_subquery(),
+    _LAST_EVENT.with_only_columns(audit_events.c.ts).scalar_subquery(),
+    _LAST_CHECKPOINT_AT,
+)
+_INSERT_EVENTS = insert(audit_events)
+_INSERT_NODES = insert(audit_nodes)
+
+
+@dataclass(frozen=True)
+class _Tail:
+    size: int
+    last_ts: str | None
+    last_checkpoint_at: str | None
 
 
 class AuditLog:
@@ -86,10 +126,15 @@ class AuditLog:
         return self.append_many(conn, [record])[0]
 
     def append_many(self, conn: Connection, records: Sequence[AuditRecord]) -> list[AuditEvent]:
-        size, last_ts = self._tail(conn)
+        if not records:
+            return []
+        tail = self._read_tail(conn)
+        size = tail.size
+        now = self.clock()
         # Timestamps never go backwards in the log, even if the wall clock does; verify relies on it.
-        ts = max(format_ts(self.clock()), last_ts or "")
+        ts = max(format_ts(now), tail.last_ts or "")
         reader = NodeReader(conn)
+        reader.prefetch(merkle.compact_range(size))
         events: list[AuditEvent] = []
         event_rows: list[dict[str, object]] = []
         node_rows: list[dict[str, object]] = []
@@ -102,12 +147,10 @@ class AuditLog:
             events.append(event)
             event_rows.append(_event_row(event, body, leaf))
             node_rows.extend({"level": lvl, "idx": idx, "hash": h} for lvl, idx, h in nodes)
-        if not events:
-            return []
-        conn.execute(insert(audit_events), event_rows)
-        conn.execute(insert(audit_nodes), node_rows)
+        conn.execute(_INSERT_EVENTS, event_rows)
+        conn.execute(_INSERT_NODES, node_rows)
         new_size = size + len(events)
-        if self._checkpoint_due(conn, size, new_size):
+        if self._checkpoint_due(tail, new_size, now):
             self._store_checkpoint(conn, new_size, merkle.root_from_nodes(new_size, reader))
         return events
 
@@ -121,15 +164,11 @@ class AuditLog:
             raise UsageError("the audit log is empty: there is nothing to checkpoint yet")
         return self._store_checkpoint(conn, size, self.root(conn, size))
 
-    def _checkpoint_due(self, conn: Connection, old_size: int, new_size: int) -> bool:
-        if new_size // self.policy.every > old_size // self.policy.every:
+    def _checkpoint_due(self, tail: _Tail, new_size: int, now: datetime) -> bool:
+        if new_size // self.policy.every > tail.size // self.policy.every or tail.last_checkpoint_at is None:
             return True
-        latest = conn.execute(
-            select(audit_checkpoints.c.created_at).order_by(audit_checkpoints.c.size.desc()).limit(1)
-        ).first()
-        if latest is None:
-            return True
-        return self.clock() - parse_ts(latest[0]) >= timedelta(seconds=self.policy.seconds)
+        # Fixed-width UTC timestamps compare as strings, which spares a parse on every append.
+        return tail.last_checkpoint_at <= format_ts(now - timedelta(seconds=self.policy.seconds))
 
     def _store_checkpoint(self, conn: Connection, size: int, root: bytes) -> StoredCheckpoint:
         note = sign_checkpoint(Checkpoint(origin=self.origin, size=size, root=root), self.signer)
@@ -170,11 +209,14 @@ class AuditLog:
         return None if row is None else _checkpoint_from_row(row)
 
     @staticmethod
-    def _tail(conn: Connection) -> tuple[int, str | None]:
-        row = conn.execute(
-            select(audit_events.c.seq, audit_events.c.ts).order_by(audit_events.c.seq.desc()).limit(1)
-        ).first()
-        return (0, None) if row is None else (int(row[0]) + 1, str(row[1]))
+    def _read_tail(conn: Connection) -> _Tail:
+        last_seq, last_ts, last_checkpoint_at = conn.execute(_TAIL).one()
+        size = 0 if last_seq is None else int(last_seq) + 1
+        return _Tail(size=size, last_ts=last_ts, last_checkpoint_at=last_checkpoint_at)
+
+    def _tail(self, conn: Connection) -> tuple[int, str | None]:
+        tail = self._read_tail(conn)
+        return tail.size, tail.last_ts
 
 
 def stored_checkpoints(

@@ -197,6 +197,15 @@ def _perfect_cover(lo: int, hi: int) -> Iterator[tuple[int, int]]:
         lo += width
 
 
+def compact_range(size: int) -> list[tuple[int, int]]:
+    """The perfect nodes ``(level, index)`` whose concatenation is the tree of ``size`` leaves.
+
+    There is one per set bit of ``size``. They are all an append ever reads (the left siblings it
+    combines with) and all a root needs, so a writer can fetch them in one query.
+    """
+    return list(_perfect_cover(0, size))
+
+
 def range_hash_from_nodes(get_node: GetNode) -> RangeHash:
     """Return a ``RangeHash`` that reads only stored perfect nodes, O(log n) reads per range.
 

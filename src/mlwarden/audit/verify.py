@@ -8,19 +8,21 @@ checkpoints exported before the rewrite.
 
 from __future__ import annotations
 
+import json
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Connection, select
+import orjson
+from sqlalchemy import Connection, Select, select
 
 from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint_note
-from mlwarden.audit.log import _event_row, stored_checkpoints
+from mlwarden.audit.log import column_value, stored_checkpoints
 from mlwarden.errors import IntegrityError
 from mlwarden.store.tables import audit_events, audit_nodes
 
-_QUERY_COLUMNS = ("ts", "actor", "action", "resource_type", "resource_id", "project", "outcome")
 _BATCH = 10_000
 
 
@@ -88,46 +90,103 @@ def verify_log(conn: Connection, verifier: NoteVerifier, origin: str) -> VerifyR
     return VerifyReport(size=tree.size, root=tree.root(), checkpoints=checked, problems=problems, tree=tree)
 
 
-def _check_events(conn: Connection, tree: RebuiltTree) -> Iterator[Problem]:
+# The query columns, in the order of the body's keys that they copy.
+_COPIED_KEYS = ("ts", "actor", "action", "resource_type", "resource_id", "project", "outcome")
+_EVENT_QUERY = select(
+    audit_events.c.seq,
+    *(audit_events.c[key] for key in _COPIED_KEYS),
+    audit_events.c.body,
+    audit_events.c.leaf,
+).order_by(audit_events.c.seq)
+
+
+def _check_events(conn: Connection, tree: RebuiltTree) -> list[Problem]:
+    """One pass over the events: contiguous seqs, leaf hashes, bodies against their query columns.
+
+    This is the hot loop of `audit verify` (about 10 µs an event): it parses each body once and compares
+    plain values, rather than building event objects.
+    """
+    problems: list[Problem] = []
     leaves = tree.levels[0]
     last_ts = ""
-    query = select(audit_events).order_by(audit_events.c.seq)
-    for row in conn.execute(query.execution_options(yield_per=_BATCH)).mappings():
-        seq = int(row["seq"])
+    for row in _rows(conn, _EVENT_QUERY):
+        seq, columns, stored_body, stored_leaf = row[0], row[1:-2], row[-2], row[-1]
         if seq != len(leaves):
-            yield Problem("event", f"events {len(leaves)}..{seq - 1} are missing (deleted?)", len(leaves))
-        body = _as_bytes(row["body"])
+            problems.append(Problem("event", f"events {len(leaves)}..{seq - 1} are missing (deleted?)", len(leaves)))
+        body = _as_bytes(stored_body)
         if body is None:
-            yield Problem("event", f"event {seq}: body is not stored as bytes", seq)
-            body = str(row["body"]).encode("utf-8", "surrogateescape")
+            problems.append(Problem("event", f"event {seq}: body is not stored as bytes", seq))
+            body = str(stored_body).encode("utf-8", "surrogateescape")
         leaf = merkle.leaf_hash(body)
-        if leaf != _as_bytes(row["leaf"]):
-            yield Problem("event", f"event {seq}: body does not match its stored leaf hash", seq)
-        yield from _check_body(row, body, seq, last_ts)
-        last_ts = max(last_ts, str(row["ts"]))
+        if leaf != stored_leaf:
+            problems.append(Problem("event", f"event {seq}: body does not match its stored leaf hash", seq))
+        last_ts = _check_body(problems, seq, body, columns, last_ts)
         leaves.append(leaf)
+    return problems
+
+
+def _rows(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[Sequence[Any]]:
+    """Stream a big result in batches (a server-side cursor on PostgreSQL), with little per-row cost.
+
+    On SQLite the rows come straight from the driver's cursor: verification reads every event and node,
+    and SQLAlchemy's per-row processing alone would cost a fifth of the time.
+    """
+    if conn.dialect.name == "sqlite":
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(str(query.compile(dialect=conn.dialect)))
+            while batch := cursor.fetchmany(_BATCH):
+                yield from batch
+        finally:
+            cursor.close()
+        return
+    for batch in conn.execute(query.execution_options(yield_per=_BATCH)).partitions():
+        yield from batch
 
 
 def _as_bytes(value: object) -> bytes | None:
     """Stored hashes and bodies as bytes; anything else (an attacker can store any type) is None."""
-    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
+    if type(value) is bytes:
+        return value
+    return bytes(value) if isinstance(value, bytearray | memoryview) else None
 
 
-def _check_body(row: object, body: bytes, seq: int, last_ts: str) -> Iterator[Problem]:
+def _parse(body: bytes) -> object:
+    """orjson for speed; the standard library where orjson refuses valid JSON (integers over 64 bits)."""
     try:
-        event = encoding.decode(body)
-    except IntegrityError as exc:
-        yield Problem("event", f"event {seq}: {exc}", seq)
-        return
-    if event.seq != seq:
-        yield Problem("event", f"event stored at seq {seq} says it is event {event.seq} (moved?)", seq)
-    expected = _event_row(event, body, b"")
-    mapping = row._mapping if hasattr(row, "_mapping") else row  # noqa: SIM108 - RowMapping or Row
-    for column in _QUERY_COLUMNS:
-        if mapping[column] != expected[column]:  # type: ignore[index]
-            yield Problem("event", f"event {seq}: column {column!r} differs from the hashed body", seq)
-    if event.ts < last_ts:
-        yield Problem("event", f"event {seq}: timestamp {event.ts} is earlier than {last_ts} (back-dated?)", seq)
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body.decode("utf-8"))
+
+
+def _check_body(problems: list[Problem], seq: int, body: bytes, columns: Sequence[object], last_ts: str) -> str:
+    """Check one body against its row; return the newest timestamp seen so far."""
+    try:
+        doc = _parse(body)
+    except ValueError:  # UnicodeDecodeError is one too
+        problems.append(Problem("event", f"event {seq}: body is not valid UTF-8 JSON", seq))
+        return last_ts
+    if not isinstance(doc, dict) or doc.get("v") != encoding.FORMAT_VERSION:
+        problems.append(Problem("event", f"event {seq}: body is not a v{encoding.FORMAT_VERSION} event", seq))
+        return last_ts
+    if doc.get("seq") != seq:
+        problems.append(Problem("event", f"event stored at seq {seq} says it is event {doc.get('seq')} (moved?)", seq))
+    values = tuple(map(doc.get, _COPIED_KEYS))
+    if values != tuple(columns):  # equal unless a long value was cut to its column's length, or tampering
+        _compare_columns(problems, seq, values, columns)
+    ts = values[0]
+    if not isinstance(ts, str):
+        return last_ts
+    if ts < last_ts:
+        problems.append(Problem("event", f"event {seq}: timestamp {ts} is earlier than {last_ts} (back-dated?)", seq))
+        return last_ts
+    return ts
+
+
+def _compare_columns(problems: list[Problem], seq: int, values: Sequence[object], columns: Sequence[object]) -> None:
+    for key, value, stored in zip(_COPIED_KEYS, values, columns, strict=True):
+        if stored != (column_value(value) if isinstance(value, str) else value):
+            problems.append(Problem("event", f"event {seq}: column {key!r} differs from the hashed body", seq))
 
 
 def _check_nodes(conn: Connection, tree: RebuiltTree, bad_seqs: list[int]) -> Iterator[Problem]:
@@ -137,7 +196,7 @@ def _check_nodes(conn: Connection, tree: RebuiltTree, bad_seqs: list[int]) -> It
         audit_nodes.c.level, audit_nodes.c.idx
     )
     seen = [0] * len(tree.levels)
-    for level, idx, digest in conn.execute(query.execution_options(yield_per=_BATCH)):
+    for level, idx, digest in _rows(conn, query):
         first, end = idx << level, (idx + 1) << level
         if level >= len(tree.levels) or idx >= len(tree.levels[level]):
             yield Problem("tree", f"stored node ({level}, {idx}) lies beyond the log's end", min(first, tree.size))

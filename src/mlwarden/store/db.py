@@ -14,7 +14,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
 from mlwarden.errors import ConfigError
 
@@ -60,7 +59,9 @@ def _make_engine(url: str) -> Engine:
     except Exception as exc:  # SQLAlchemy raises ArgumentError and friends
         raise ConfigError(f"invalid database URL: {exc}", hint="use e.g. postgresql+psycopg://...") from exc
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, poolclass=NullPool)
+        # Pooled: reopening SQLite per transaction would rerun the PRAGMAs and, as the last connection
+        # closed, checkpoint and delete the WAL every time (several fsyncs per audit event).
+        engine = create_engine(url)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
