@@ -21,6 +21,7 @@ from mlwarden.audit.checkpoint import (
     sign_checkpoint,
 )
 from mlwarden.cli import main
+from mlwarden.errors import IntegrityError
 from mlwarden.service.workspace import Workspace
 from mlwarden.store.tables import APPEND_ONLY_TABLES, audit_checkpoints, audit_events, audit_nodes
 from tests.conftest import Env
@@ -49,10 +50,10 @@ def _attacker(ws: Workspace) -> Connection:
 def _drop_guards(conn: Connection) -> None:
     for table in APPEND_ONLY_TABLES:
         if conn.dialect.name == "postgresql":
-            conn.execute(text(f"DROP TRIGGER {table}_append_only ON {table}"))
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}"))
         else:
-            conn.execute(text(f"DROP TRIGGER {table}_no_update"))
-            conn.execute(text(f"DROP TRIGGER {table}_no_delete"))
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_update"))
+            conn.execute(text(f"DROP TRIGGER IF EXISTS {table}_no_delete"))
 
 
 def _size(ws: Workspace) -> int:
@@ -237,16 +238,60 @@ def _rewrite_history(ws: Workspace, edit_seq: int, signer: NoteSigner | None = N
         conn.commit()
 
 
-def test_whole_tree_recomputed_after_an_edit_is_caught_by_the_witness(busy: tuple[Env, Workspace, Path]) -> None:
+def _signer_record(ws: Workspace) -> Path:
+    return ws._ctx.paths.resolve(ws.config.key_file).with_suffix(".last")
+
+
+def test_whole_tree_recomputed_after_an_edit_is_caught_by_the_signers_record(
+    busy: tuple[Env, Workspace, Path],
+) -> None:
+    """An insider with the database and the key, but not the key folder's record: verify catches it."""
+    _, ws, _ = busy
+    _rewrite_history(ws, edit_seq=6)
+    report = ws.audit.verify()
+    assert [p.message for p in report.problems if p.kind == "checkpoint"] == [
+        f"the signer's last checkpoint at size {_signed_size(ws)} does not match the events: the log was rewritten"
+    ]
+    with pytest.raises(IntegrityError, match="refusing to sign a checkpoint: the log no longer matches"):
+        ws.audit.checkpoint()  # fail closed: no new signature over the forged history
+
+
+def _signed_size(ws: Workspace) -> int:
+    return parse_checkpoint_note(_signer_record(ws).read_text())[0].size
+
+
+def test_whole_tree_recomputed_with_the_signers_record_is_caught_by_the_witness(
+    busy: tuple[Env, Workspace, Path],
+) -> None:
+    """The insider also owns the workspace folder: only the external witness can tell."""
     _, ws, witness = busy
     _rewrite_history(ws, edit_seq=6)
-    assert ws.audit.verify().ok  # self-consistent: this is what verify alone cannot catch (docs/audit.md)
+    _signer_record(ws).unlink()
+    assert ws.audit.verify().ok  # self-consistent: what verify alone cannot catch (docs/audit.md)
     report, _ = ws.audit.witness(witness)
     assert not report.ok
     assert any("history was rewritten" in p.message for p in report.problems)
+    with pytest.raises(IntegrityError, match="not an extension"):
+        ws.audit.checkpoint(export=witness)  # the witness folder refuses the forged tree too
 
 
-def test_truncation_with_rebuilt_tree_is_caught_by_the_witness(busy: tuple[Env, Workspace, Path]) -> None:
+def test_deleting_stored_checkpoints_does_not_get_a_forged_history_signed(
+    busy: tuple[Env, Workspace, Path],
+) -> None:
+    _, ws, _ = busy
+    with _attacker(ws) as conn:
+        _drop_guards(conn)
+        conn.execute(delete(audit_checkpoints))
+        conn.commit()
+    _rewrite_history(ws, edit_seq=8)
+    with pytest.raises(IntegrityError, match="refusing to sign"):
+        ws.users.add("after-the-rewrite")  # its append is due a checkpoint: none exists in the database
+    assert not ws.audit.verify().ok
+
+
+def test_truncation_with_rebuilt_tree_is_caught_by_the_signers_record_and_the_witness(
+    busy: tuple[Env, Workspace, Path],
+) -> None:
     _, ws, witness = busy
     exported_size = parse_checkpoint_note(next(witness.glob("checkpoint-*.txt")).read_text())[0].size
     with _attacker(ws) as conn:
@@ -259,10 +304,14 @@ def test_truncation_with_rebuilt_tree_is_caught_by_the_witness(busy: tuple[Env, 
             insert(audit_nodes), [{"level": a, "idx": b, "hash": c} for a, b, c in merkle.perfect_nodes(leaves)]
         )
         conn.commit()
-    assert ws.audit.verify().ok
-    report, _ = ws.audit.witness(witness)
+    report = ws.audit.verify()
     assert [p.seq for p in report.problems] == [exported_size - 3]
-    assert "truncated" in report.problems[0].message
+    assert "the signer's last checkpoint" in report.problems[0].message
+    _signer_record(ws).unlink()
+    assert ws.audit.verify().ok
+    witnessed, _ = ws.audit.witness(witness)
+    assert [p.seq for p in witnessed.problems] == [exported_size - 3]
+    assert "truncated" in witnessed.problems[0].message
 
 
 def test_a_forged_checkpoint_signature(busy: tuple[Env, Workspace, Path]) -> None:

@@ -17,8 +17,10 @@ from sqlalchemy import Connection, Select, and_, bindparam, insert, or_, select
 from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import Checkpoint, NoteSigner, sign_checkpoint
 from mlwarden.audit.clock import format_ts, utcnow
+from mlwarden.audit.signer import SignerState
 from mlwarden.domain.events import AuditEvent, AuditRecord
-from mlwarden.errors import NotFound, UsageError
+from mlwarden.errors import IntegrityError, NotFound, UsageError
+from mlwarden.store.db import after_commit
 from mlwarden.store.tables import audit_checkpoints, audit_events, audit_nodes
 
 # Query columns hold at most this many characters so that any value fits a B-tree index (PostgreSQL
@@ -113,11 +115,15 @@ class AuditLog:
         origin: str,
         policy: CheckpointPolicy | None = None,
         clock: Callable[[], datetime] = utcnow,
+        state: SignerState | None = None,
+        on_signed: Callable[[StoredCheckpoint], None] | None = None,
     ) -> None:
         self.signer = signer
         self.origin = origin
         self.policy = policy or CheckpointPolicy()
         self.clock = clock
+        self.state = state
+        self.on_signed = on_signed  # runs after the signing transaction commits
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -151,7 +157,7 @@ class AuditLog:
         conn.execute(_INSERT_NODES, node_rows)
         new_size = size + len(events)
         if self._checkpoint_due(tail, new_size, now):
-            self._store_checkpoint(conn, new_size, merkle.root_from_nodes(new_size, reader))
+            self._store_checkpoint(conn, new_size, reader)
         return events
 
     def checkpoint(self, conn: Connection) -> StoredCheckpoint:
@@ -162,7 +168,7 @@ class AuditLog:
             return latest
         if size == 0:
             raise UsageError("the audit log is empty: there is nothing to checkpoint yet")
-        return self._store_checkpoint(conn, size, self.root(conn, size))
+        return self._store_checkpoint(conn, size, NodeReader(conn))
 
     def _checkpoint_due(self, tail: _Tail, new_size: int, now: datetime) -> bool:
         if new_size // self.policy.every > tail.size // self.policy.every or tail.last_checkpoint_at is None:
@@ -170,11 +176,40 @@ class AuditLog:
         # Fixed-width UTC timestamps compare as strings, which spares a parse on every append.
         return tail.last_checkpoint_at <= format_ts(now - timedelta(seconds=self.policy.seconds))
 
-    def _store_checkpoint(self, conn: Connection, size: int, root: bytes) -> StoredCheckpoint:
+    def _store_checkpoint(self, conn: Connection, size: int, reader: NodeReader) -> StoredCheckpoint:
+        self._refuse_inconsistent(conn, size, reader)
+        root = merkle.root_from_nodes(size, reader)
         note = sign_checkpoint(Checkpoint(origin=self.origin, size=size, root=root), self.signer)
         stored = StoredCheckpoint(size=size, root=root, note=note, created_at=format_ts(self.clock()))
         conn.execute(insert(audit_checkpoints).values(**stored.__dict__))
+        if self.on_signed is not None:
+            callback = self.on_signed
+            after_commit(conn, lambda: callback(stored))
         return stored
+
+    def _refuse_inconsistent(self, conn: Connection, size: int, reader: NodeReader) -> None:
+        """Never sign a tree that does not extend what was signed before (RFC 9162 section 2.1.4)."""
+        latest = self.latest_checkpoint(conn)
+        priors = [
+            ("the newest checkpoint this key signed", self.state.last() if self.state is not None else None),
+            (
+                "the newest stored checkpoint",
+                None if latest is None else Checkpoint(self.origin, latest.size, latest.root),
+            ),
+        ]
+        for label, prior in priors:
+            if prior is None:
+                continue
+            if prior.size > size:
+                problem = f"{label} covers {prior.size} events but the log has {size}: truncated or replaced"
+            elif merkle.root_from_nodes(prior.size, reader) != prior.root:
+                problem = f"the log no longer matches {label} (size {prior.size}): history was rewritten"
+            else:
+                continue
+            raise IntegrityError(
+                f"refusing to sign a checkpoint: {problem}",
+                hint="stop writing, run `mlwarden audit verify` and `audit witness`, restore from a backup",
+            )
 
     # -- reading ---------------------------------------------------------------------------------
 

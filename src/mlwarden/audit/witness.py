@@ -8,15 +8,15 @@ the machine before the rewrite (RFC 9162 section 2.1.4 consistency proofs).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from mlwarden.audit import merkle
-from mlwarden.audit.checkpoint import NoteVerifier, verify_checkpoint_note
+from mlwarden.audit.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint_note
 from mlwarden.audit.verify import Problem, RebuiltTree
 from mlwarden.errors import ConfigError, IntegrityError, UsageError
+from mlwarden.fsutil import atomic_write_text
 
 VKEY_FILE = "vkey"
 _PREFIX = "checkpoint-"
@@ -27,35 +27,54 @@ def checkpoint_file_name(size: int) -> str:
     return f"{_PREFIX}{size:015d}{_SUFFIX}"
 
 
-def export_checkpoint(folder: Path, note: str, size: int, vkey: str) -> Path:
-    """Write a signed checkpoint into a witness folder, pinning the verifier key on first use."""
+def export_checkpoint(folder: Path, note: str, vkey: str, prove: Callable[[int, int], list[bytes]]) -> Path:
+    """Write a signed checkpoint into a witness folder, pinning the verifier key on first use.
+
+    Like a real witness, the folder only accepts a checkpoint that extends the newest one it holds:
+    ``prove(m, n)`` must give a consistency proof from its size m to the new size n.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    key_path = folder / VKEY_FILE
-    if key_path.exists():
-        pinned = key_path.read_text(encoding="utf-8").strip()
-        if pinned != vkey:
+    verifier = NoteVerifier.from_vkey(vkey)
+    checkpoint = verify_checkpoint_note(note, verifier)
+    _pin_key(folder, vkey)
+    newest = _newest(folder, verifier)
+    if newest is not None and newest.size > checkpoint.size:
+        raise IntegrityError(
+            f"{folder} holds a checkpoint of {newest.size} events but the log has {checkpoint.size}: truncated?",
+            hint="run `mlwarden audit witness` on this folder",
+        )
+    if newest is not None and newest.size < checkpoint.size:
+        proof = prove(newest.size, checkpoint.size)
+        if not merkle.verify_consistency(newest.size, checkpoint.size, newest.root, checkpoint.root, proof):
             raise IntegrityError(
-                f"{folder} pins a different checkpoint signing key than this workspace's",
-                hint="the workspace key was replaced, or this folder witnesses another log",
+                f"the log is not an extension of the checkpoint of {newest.size} events in {folder}",
+                hint="history was rewritten: run `mlwarden audit witness` on this folder",
             )
-    else:
-        _write_new(key_path, vkey + "\n")
-    target = folder / checkpoint_file_name(size)
+    target = folder / checkpoint_file_name(checkpoint.size)
     if target.exists():
         if target.read_text(encoding="utf-8") != note:
-            raise IntegrityError(f"{target} already holds a different checkpoint of size {size}: the log forked")
+            raise IntegrityError(f"{target} holds a different checkpoint of the same size: the log forked")
         return target
-    _write_new(target, note)
+    atomic_write_text(target, note)
     return target
 
 
-def _write_new(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+def _pin_key(folder: Path, vkey: str) -> None:
+    key_path = folder / VKEY_FILE
+    if not key_path.exists():
+        atomic_write_text(key_path, vkey + "\n")
+    elif key_path.read_text(encoding="utf-8").strip() != vkey:
+        raise IntegrityError(
+            f"{folder} pins a different checkpoint signing key than this workspace's",
+            hint="the workspace key was replaced, or this folder witnesses another log",
+        )
+
+
+def _newest(folder: Path, verifier: NoteVerifier) -> Checkpoint | None:
+    files = sorted(folder.glob(f"{_PREFIX}*{_SUFFIX}"))
+    if not files:
+        return None
+    return verify_checkpoint_note(files[-1].read_text(encoding="utf-8"), verifier)
 
 
 @dataclass(frozen=True)
@@ -77,7 +96,10 @@ def load_witness(path: Path) -> tuple[NoteVerifier, list[Path]]:
     key_path = folder / VKEY_FILE
     if not key_path.is_file():
         raise ConfigError(f"{key_path} is missing: the witness pins no key", hint="re-export into a new folder")
-    verifier = NoteVerifier.from_vkey(key_path.read_text(encoding="utf-8").strip())
+    try:
+        verifier = NoteVerifier.from_vkey(key_path.read_text(encoding="utf-8").strip())
+    except ConfigError as exc:
+        raise IntegrityError(f"{key_path} is not a valid verifier key: {exc}", hint="was it altered?") from exc
     files = sorted(folder.glob(f"{_PREFIX}*{_SUFFIX}")) if path.is_dir() else [path]
     if not files:
         raise UsageError(f"{path} holds no exported checkpoints")

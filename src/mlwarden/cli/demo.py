@@ -154,16 +154,19 @@ def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
 
 
 def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
-    _step(out, "8. attack: the last events are deleted and the tree and checkpoints rebuilt to match")
+    _step(out, "8. attack: the last events deleted, tree rebuilt, and the signer's own record removed too")
     copy = _tampered_copy(root, base, "tampered-truncate")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         keep = int(db.execute("SELECT count(*) FROM audit_events").fetchone()[0]) - 4
         _rewrite_tail(db, keep)
     with open_workspace(copy, token=token, client="demo") as ws:
         verified = ws.audit.verify()
+        out.line(f"verify, with the signer's record: {'OK' if verified.ok else 'caught it'}")
+        (copy / ".mlwarden" / "keys" / "checkpoint.last").unlink()
+        verified = ws.audit.verify()
         witnessed, _ = ws.audit.witness(witness)
     caught = not witnessed.ok
-    out.line(f"verify alone: {'OK' if verified.ok else 'FAILED'} (the rewrite is self-consistent)")
+    out.line(f"verify, record removed: {'OK' if verified.ok else 'FAILED'} (the rewrite is now self-consistent)")
     style = "green" if caught else "bold red"
     out.line(Text(f"witness {'caught it' if caught else 'MISSED it'}:", style=style))
     for problem in witnessed.problems[:3]:

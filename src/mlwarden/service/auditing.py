@@ -11,11 +11,12 @@ from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import NoteVerifier
 from mlwarden.audit.clock import normalize_ts
 from mlwarden.audit.log import StoredCheckpoint, column_value
-from mlwarden.audit.verify import Problem, VerifyReport, verify_log
-from mlwarden.audit.witness import WitnessReport, check_witness, export_checkpoint
+from mlwarden.audit.verify import Problem, VerifyReport, check_checkpoint_note, verify_log
+from mlwarden.audit.witness import WitnessReport, check_witness
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import AuditEvent, Resource
 from mlwarden.errors import NotFound, UsageError
+from mlwarden.service.assembly import publish_checkpoint
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, access, mutation
 from mlwarden.store.tables import audit_events
@@ -84,12 +85,26 @@ class AuditService:
 
     def _verify(self, conn: Connection) -> VerifyReport:
         current = self._ctx.verifier.to_vkey()
-        pinned = pinned_vkey(conn) or current
-        report = verify_log(conn, NoteVerifier.from_vkey(pinned), self._ctx.config.origin)
-        if pinned != current:
+        pinned = pinned_vkey(conn)
+        report = verify_log(conn, NoteVerifier.from_vkey(pinned or current), self._ctx.config.origin)
+        if pinned is None and report.size > 0:
+            report.problems.append(Problem("key", "event 0 records no checkpoint key: the log's start was altered", 0))
+        elif pinned is not None and pinned != current:
             problem = Problem("key", "the checkpoint signing key differs from the one recorded at init (replaced?)")
             report.problems.append(problem)
+        report.problems.extend(self._check_signer_state(report))
         return report
+
+    def _check_signer_state(self, report: VerifyReport) -> list[Problem]:
+        """The signer's own record of its newest checkpoint is a witness the database cannot rewrite."""
+        state = self._ctx.log.state
+        note = state.note() if state is not None else None
+        if note is None:
+            return []
+        _, problems = check_checkpoint_note(
+            note, report.tree, self._ctx.verifier, self._ctx.config.origin, where="the signer's last"
+        )
+        return problems
 
     def prove(self, seq: int) -> InclusionProof:
         """An inclusion proof for event ``seq`` against the newest signed checkpoint that covers it."""
@@ -125,14 +140,9 @@ class AuditService:
             return Applied(stored, details={"size": stored.size, "root": stored.root.hex()})
 
         stored = self._ctx.door.run(self._ctx.actor, Action.AUDIT_CHECKPOINT, LOG_RESOURCE, apply)
-        folder = export or self._configured_witness()
-        if folder is not None:
-            export_checkpoint(folder, stored.note, stored.size, self._ctx.verifier.to_vkey())
+        if export is not None:  # the configured witness_dir got it already, as every signed checkpoint
+            publish_checkpoint(self._ctx, stored, export)
         return stored
-
-    def _configured_witness(self) -> Path | None:
-        configured = self._ctx.config.witness_dir
-        return self._ctx.paths.resolve(configured) if configured else None
 
     def witness(self, path: Path) -> tuple[WitnessReport, VerifyReport]:
         """Check the log against every checkpoint exported into ``path`` (and verify it fully)."""

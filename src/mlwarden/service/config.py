@@ -10,6 +10,7 @@ from pathlib import Path
 import tomli_w
 
 from mlwarden.errors import ConfigError, WorkspaceNotFound
+from mlwarden.fsutil import atomic_write_text
 
 META_DIR = ".mlwarden"
 CONFIG_FILE = "config.toml"
@@ -29,7 +30,13 @@ class WorkspaceConfig:
     key_file: str = "keys/checkpoint.pem"
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 3600.0
-    witness_dir: str = ""  # when set, every new checkpoint is also exported there
+    witness_dir: str = ""  # when set, every checkpoint signed is also exported there once committed
+
+    def __post_init__(self) -> None:
+        if self.checkpoint_every < 1:
+            raise ConfigError(f"checkpoint_every must be at least 1, not {self.checkpoint_every}")
+        if not self.checkpoint_seconds > 0:
+            raise ConfigError(f"checkpoint_seconds must be positive, not {self.checkpoint_seconds}")
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,12 @@ class WorkspacePaths:
 
     def resolve(self, relative: str) -> Path:
         return (self.meta / relative).resolve()
+
+    def witness_dir(self, config: WorkspaceConfig) -> Path | None:
+        """The configured witness folder (relative paths are relative to the workspace root)."""
+        if not config.witness_dir:
+            return None
+        return (self.root / Path(config.witness_dir).expanduser()).resolve()
 
     def database_url(self, config: WorkspaceConfig) -> str:
         override = os.environ.get(ENV_DATABASE_URL)
@@ -74,6 +87,8 @@ def load_config(paths: WorkspacePaths) -> WorkspaceConfig:
         raw = tomllib.loads(paths.config.read_text(encoding="utf-8"))
         section = raw["workspace"]
         return WorkspaceConfig(**section)
+    except ConfigError as exc:
+        raise ConfigError(f"{paths.config}: {exc}", hint="fix the file or restore it from a backup") from exc
     except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError) as exc:
         raise ConfigError(
             f"cannot read {paths.config}: {exc}", hint="fix the file or restore it from a backup"
@@ -81,5 +96,5 @@ def load_config(paths: WorkspacePaths) -> WorkspaceConfig:
 
 
 def write_config(paths: WorkspacePaths, config: WorkspaceConfig) -> None:
-    text = tomli_w.dumps({"workspace": asdict(config)})
-    paths.config.write_text(text, encoding="utf-8")
+    """Write config.toml, readable by its owner only: a database URL may carry a password."""
+    atomic_write_text(paths.config, tomli_w.dumps({"workspace": asdict(config)}), mode=0o600)

@@ -15,11 +15,12 @@ from mlwarden.domain.actions import Action
 from mlwarden.domain.events import SYSTEM, DetailValue, Resource
 from mlwarden.errors import AlreadyExists
 from mlwarden.identity.passwords import validate_new_password
+from mlwarden.service.assembly import build_context
 from mlwarden.service.config import WorkspaceConfig, WorkspacePaths, find_workspace, write_config
 from mlwarden.service.door import Applied
 from mlwarden.service.tokens import NewToken
 from mlwarden.service.users import User, validate_user_name
-from mlwarden.service.workspace import Workspace, build_context
+from mlwarden.service.workspace import Workspace
 from mlwarden.store import schema
 from mlwarden.store.db import Database
 from mlwarden.store.tables import workspace_meta

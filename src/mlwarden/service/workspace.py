@@ -8,21 +8,18 @@ from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
-from mlwarden.access.policy import Authorizer, WorkspacePolicy
-from mlwarden.audit.checkpoint import NoteSigner, load_private_key
-from mlwarden.audit.log import AuditLog, CheckpointPolicy
+from mlwarden.access.policy import Authorizer
 from mlwarden.domain.events import ANONYMOUS, Actor
 from mlwarden.service import sessions
+from mlwarden.service.assembly import build_context
 from mlwarden.service.auditing import AuditService
-from mlwarden.service.config import WorkspaceConfig, WorkspacePaths, find_workspace, load_config
+from mlwarden.service.config import WorkspaceConfig, find_workspace
 from mlwarden.service.context import ServiceContext
-from mlwarden.service.door import Door, mutation
+from mlwarden.service.door import mutation
 from mlwarden.service.stores import StoreService
 from mlwarden.service.tokens import NewToken, TokenService, authenticate
 from mlwarden.service.users import UserService
 from mlwarden.store import schema
-from mlwarden.store.blobs import LocalBlobStore
-from mlwarden.store.db import Database
 
 ENV_TOKEN = "MLWARDEN_TOKEN"
 
@@ -69,11 +66,6 @@ class Workspace:
         """Check a password and issue a new API token for that user (shown once)."""
         return sessions.login(self._ctx, name, password, token_name=token_name, expires_in=expires_in)
 
-    def as_actor(self, actor: Actor) -> Workspace:
-        """The same workspace acting as someone else (used by init and by the server per request)."""
-        ctx = ServiceContext(**{**self._ctx.__dict__, "actor": actor})
-        return Workspace(ctx)
-
     def close(self) -> None:
         self._ctx.db.dispose()
 
@@ -112,25 +104,3 @@ def open_workspace(
         ctx.db.dispose()
         raise
     return Workspace(ctx)
-
-
-def build_context(paths: WorkspacePaths, actor: Actor, authorizer: Authorizer | None = None) -> ServiceContext:
-    config = load_config(paths)
-    db = Database(paths.database_url(config))
-    signer = NoteSigner(load_private_key(paths.resolve(config.key_file)), config.key_name)
-    log = AuditLog(
-        signer,
-        config.origin,
-        CheckpointPolicy(every=config.checkpoint_every, seconds=config.checkpoint_seconds),
-    )
-    door = Door(db, log, authorizer or WorkspacePolicy())
-    return ServiceContext(
-        paths=paths,
-        config=config,
-        db=db,
-        log=log,
-        verifier=signer.verifier(),
-        door=door,
-        blobs=LocalBlobStore(paths.resolve(config.blob_dir)),
-        actor=actor,
-    )

@@ -8,7 +8,8 @@ same exclusive lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +21,7 @@ from mlwarden.errors import ConfigError
 # An arbitrary 64-bit constant naming "the mlwarden writer lock" among PostgreSQL advisory locks.
 _PG_WRITE_LOCK = 0x6D6C_7761_7264_656E & 0x7FFF_FFFF_FFFF_FFFF
 _BEGIN_OPTION = "mlwarden_begin"
+_AFTER_COMMIT = "mlwarden_after_commit"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 
@@ -33,24 +35,66 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A serialized write transaction; commits on success, rolls back on any exception."""
+        """A serialized write transaction; commits on success, rolls back on any exception.
+
+        Callbacks registered with ``after_commit`` run once the transaction has committed (and are
+        dropped if it rolls back).
+        """
         with self.engine.connect() as conn:
             conn = conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
-            with conn.begin():
-                if self.dialect == "postgresql":
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
-                yield conn
+            try:
+                with conn.begin():
+                    if self.dialect == "postgresql":
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                    yield conn
+            finally:
+                callbacks = conn.info.pop(_AFTER_COMMIT, [])
+        for callback in callbacks:
+            callback()
+
+    def make_durable(self) -> None:
+        """Force every committed transaction to stable storage.
+
+        SQLite runs with synchronous=NORMAL, where the last commits may not survive a power cut. Before
+        anything leaves the database (a checkpoint exported to a witness, the signer's own record) the
+        write-ahead log is synced, so the outside world never remembers more than the disk does.
+        PostgreSQL commits are durable already (synchronous_commit).
+        """
+        if self.dialect != "sqlite":
+            return
+        database = self.engine.url.database
+        if not database:
+            return
+        for path in (database, database + "-wal"):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read transaction (a consistent snapshot on SQLite WAL; never takes the writer lock)."""
         with self.engine.connect() as conn:
-            conn = conn.execution_options(**{_BEGIN_OPTION: "DEFERRED"})
+            options: dict[str, str] = {_BEGIN_OPTION: "DEFERRED"}
+            if self.dialect == "postgresql":
+                # One snapshot for the whole read, as SQLite gives: verification runs several queries
+                # and must not see appends that land between them.
+                options["isolation_level"] = "REPEATABLE READ"
+            conn = conn.execution_options(**options)
             with conn.begin():
                 yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Run ``callback`` after the write transaction of ``conn`` commits (never if it rolls back)."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 def _make_engine(url: str) -> Engine:

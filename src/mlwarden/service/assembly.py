@@ -1,0 +1,58 @@
+"""Wiring a workspace's parts together: database, signer and its memory, audit log, door, blob store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlwarden.access.policy import Authorizer, WorkspacePolicy
+from mlwarden.audit.checkpoint import NoteSigner, load_private_key
+from mlwarden.audit.log import AuditLog, CheckpointPolicy, StoredCheckpoint
+from mlwarden.audit.signer import SignerState
+from mlwarden.audit.witness import export_checkpoint
+from mlwarden.domain.events import Actor
+from mlwarden.service.config import WorkspacePaths, load_config
+from mlwarden.service.context import ServiceContext
+from mlwarden.service.door import Door
+from mlwarden.store.blobs import LocalBlobStore
+from mlwarden.store.db import Database
+
+
+def build_context(paths: WorkspacePaths, actor: Actor, authorizer: Authorizer | None = None) -> ServiceContext:
+    config = load_config(paths)
+    db = Database(paths.database_url(config))
+    key_path = paths.resolve(config.key_file)
+    signer = NoteSigner(load_private_key(key_path), config.key_name)
+    state = SignerState(key_path.with_suffix(".last"), signer.verifier())
+    log = AuditLog(
+        signer,
+        config.origin,
+        CheckpointPolicy(every=config.checkpoint_every, seconds=config.checkpoint_seconds),
+        state=state,
+    )
+    door = Door(db, log, authorizer or WorkspacePolicy())
+    ctx = ServiceContext(
+        paths=paths,
+        config=config,
+        db=db,
+        log=log,
+        verifier=signer.verifier(),
+        door=door,
+        blobs=LocalBlobStore(paths.resolve(config.blob_dir)),
+        actor=actor,
+    )
+    log.on_signed = lambda stored: publish_checkpoint(ctx, stored, paths.witness_dir(config))
+    return ctx
+
+
+def publish_checkpoint(ctx: ServiceContext, stored: StoredCheckpoint, folder: Path | None) -> None:
+    """After a checkpoint commits: make it durable, let the signer remember it, export it to a witness."""
+    ctx.db.make_durable()
+    if ctx.log.state is not None:
+        ctx.log.state.record(stored.note, stored.size)
+    if folder is not None:
+
+        def prove(size1: int, size2: int) -> list[bytes]:
+            with ctx.db.read() as conn:
+                return ctx.log.consistency_proof(conn, size1, size2)
+
+        export_checkpoint(folder, stored.note, ctx.verifier.to_vkey(), prove)
