@@ -265,7 +265,7 @@ def test_whole_tree_recomputed_with_the_signers_record_is_caught_by_the_witness(
 ) -> None:
     """The insider also owns the workspace folder: only the external witness can tell."""
     _, ws, witness = busy
-    _rewrite_history(ws, edit_seq=6)
+    _rewrite_history(ws, edit_seq=3)  # an audit.checkpoint event: no credential table disagrees
     _signer_record(ws).unlink()
     assert ws.audit.verify().ok  # self-consistent: what verify alone cannot catch (docs/audit.md)
     report, _ = ws.audit.witness(witness)
@@ -305,10 +305,13 @@ def test_truncation_with_rebuilt_tree_is_caught_by_the_signers_record_and_the_wi
         )
         conn.commit()
     report = ws.audit.verify()
-    assert [p.seq for p in report.problems] == [exported_size - 3]
-    assert "the signer's last checkpoint" in report.problems[0].message
+    log_problems = [p for p in report.problems if p.kind != "state"]
+    assert [p.seq for p in log_problems] == [exported_size - 3]
+    assert "the signer's last checkpoint" in log_problems[0].message
+    # the deleted events created tokens that are still in the database: reconciliation notices them
+    assert any("no audit event created it" in p.message for p in report.problems if p.kind == "state")
     _signer_record(ws).unlink()
-    assert ws.audit.verify().ok
+    assert [p for p in ws.audit.verify().problems if p.kind != "state"] == []
     witnessed, _ = ws.audit.witness(witness)
     assert [p.seq for p in witnessed.problems] == [exported_size - 3]
     assert "truncated" in witnessed.problems[0].message
@@ -395,3 +398,49 @@ def test_events_with_very_large_integers_verify(admin: Workspace) -> None:
     with admin._ctx.db.write() as conn:
         admin._ctx.log.append(conn, record)
     assert admin.audit.verify().ok
+
+
+def test_credential_tables_are_reconciled_with_the_log(busy: tuple[Env, Workspace, Path]) -> None:
+    """Database writes behind the log's back: a new admin, a swapped password hash, an un-revoked or
+    minted token, a deleted user. None has an audit event; verify names each."""
+    from argon2 import PasswordHasher
+
+    from mlwarden.identity.tokens import issue_token
+    from mlwarden.store.tables import api_tokens, users
+
+    _, ws, _ = busy
+    revoked = ws.tokens.create("old", user="user3")
+    ws.tokens.revoke(revoked.info.id)
+    minted = issue_token()
+    with _attacker(ws) as conn:
+        admin_id = conn.execute(select(users.c.id).where(users.c.name == "admin")).scalar_one()
+        conn.execute(
+            insert(users).values(
+                id="usr_evil", name="evil", is_admin=True, disabled=False, password_hash=None, created_at="2026"
+            )
+        )
+        known = PasswordHasher().hash("attacker-knows-this")
+        conn.execute(update(users).where(users.c.name == "admin").values(password_hash=known))
+        conn.execute(update(users).where(users.c.name == "user2").values(is_admin=True))
+        conn.execute(update(api_tokens).where(api_tokens.c.id == revoked.info.id).values(revoked_at=None))
+        conn.execute(
+            insert(api_tokens).values(
+                id=minted.token_id, user_id=admin_id, name="backdoor", secret_hash=minted.secret_hash,
+                created_at="2026", expires_at=None, revoked_at=None,
+            )
+        )  # fmt: skip
+        conn.execute(delete(api_tokens).where(api_tokens.c.user_id == conn.execute(
+            select(users.c.id).where(users.c.name == "user7")).scalar_one()))  # fmt: skip
+        conn.execute(delete(users).where(users.c.name == "user7"))
+        conn.commit()
+    messages = [p.message for p in ws.audit.verify().problems if p.kind == "state"]
+    expected = [
+        "user 'evil' is in the database but no audit event added it",
+        "user 'admin': password in the database differs from the audit log",
+        "user 'user2': admin in the database differs from the audit log",
+        f"token {revoked.info.id}: revoked in the database differs from the audit log",
+        f"token {minted.token_id} is in the database but no audit event created it",
+        "user 'user7' (added at seq",
+    ]
+    for fragment in expected:
+        assert any(fragment in m for m in messages), (fragment, messages)

@@ -19,6 +19,7 @@ from mlwarden.errors import NotFound, UsageError
 from mlwarden.service.assembly import publish_checkpoint
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, access, mutation
+from mlwarden.service.reconcile import reconcile_credentials
 from mlwarden.store.tables import audit_events
 
 LOG_RESOURCE = Resource(type="audit_log", id="main")
@@ -93,6 +94,7 @@ class AuditService:
             problem = Problem("key", "the checkpoint signing key differs from the one recorded at init (replaced?)")
             report.problems.append(problem)
         report.problems.extend(self._check_signer_state(report))
+        report.problems.extend(reconcile_credentials(conn))
         return report
 
     def _check_signer_state(self, report: VerifyReport) -> list[Problem]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
+from functools import cache
 
 from sqlalchemy import Connection, update
 
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import Actor, AuthMethod
 from mlwarden.errors import AuthenticationError, NotFound
-from mlwarden.identity.passwords import check_password
+from mlwarden.identity.passwords import check_password, hash_password
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied
 from mlwarden.service.tokens import NewToken, insert_token, new_token_applied, token_resource
-from mlwarden.service.users import find_user, password_hash_of
+from mlwarden.service.users import credential_digest, find_user, password_hash_of
 from mlwarden.store.tables import users
 
-_FAILED = "wrong user name or password"  # one message for every failure: no user enumeration
+_FAILED = "wrong user name or password"
+
+
+@cache
+def _decoy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(24))  # one message for every failure: no user enumeration
 
 
 def login(
@@ -35,8 +42,10 @@ def login(
             stored = password_hash_of(conn, user.id)
         except NotFound:
             user, stored = None, None
-    check = check_password(stored, password) if stored is not None else None
-    if user is None or user.disabled or check is None or not check.ok:
+    # A user without a password (or no such user) costs the same argon2 work as a wrong password, so the
+    # answer's timing does not tell which names exist.
+    check = check_password(stored if stored is not None else _decoy_hash(), password)
+    if user is None or user.disabled or stored is None or not check.ok:
         reason = "user is disabled" if user is not None and user.disabled else _FAILED
         ctx.door.record_denial(claimed, Action.AUTH_LOGIN, token_resource("(new)"), reason)
         raise AuthenticationError(_FAILED, hint="check the name and password, or ask an admin to reset it")
@@ -49,8 +58,10 @@ def login(
     )
 
     def apply(conn: Connection) -> Applied[NewToken]:
+        applied = new_token_applied(insert_token(conn, user, token_name, expires_in), user.id)
         if check.new_hash is not None:  # argon2 parameters changed since this hash was made
             conn.execute(update(users).where(users.c.id == user.id).values(password_hash=check.new_hash))
-        return new_token_applied(insert_token(conn, user, token_name, expires_in), user.id)
+            applied.details["password_rehash"] = credential_digest(check.new_hash)
+        return applied
 
     return ctx.door.run(actor, Action.AUTH_LOGIN, token_resource("(new)", user.id), apply)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import Connection, insert, select, update
@@ -14,7 +14,7 @@ from mlwarden.errors import AuthenticationError, NotFound, UsageError
 from mlwarden.identity.tokens import issue_token, parse_token, secret_matches
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, Door, mutation
-from mlwarden.service.users import User, find_user, find_user_by_id
+from mlwarden.service.users import User, credential_digest, find_user, find_user_by_id
 from mlwarden.store.tables import api_tokens
 
 MAX_TOKEN_NAME = 128
@@ -39,7 +39,8 @@ class NewToken:
     """A token just created. ``plaintext`` is shown once and stored nowhere."""
 
     info: TokenInfo
-    plaintext: str
+    plaintext: str = field(repr=False)
+    credential_digest: str | None = field(default=None, repr=False)
 
 
 def insert_token(conn: Connection, user: User, name: str, expires_in: timedelta | None) -> NewToken:
@@ -60,7 +61,8 @@ def insert_token(conn: Connection, user: User, name: str, expires_in: timedelta 
         "revoked_at": None,
     }
     conn.execute(insert(api_tokens).values(**row))
-    return NewToken(info=_info(row, user.name), plaintext=issued.plaintext)
+    digest = credential_digest(issued.secret_hash)
+    return NewToken(info=_info(row, user.name), plaintext=issued.plaintext, credential_digest=digest)
 
 
 def _info(row: object, user_name: str) -> TokenInfo:
@@ -81,7 +83,8 @@ def token_resource(token_id: str, owner: UserId | None = None) -> Resource:
 
 def new_token_applied(new: NewToken, owner: UserId) -> Applied[NewToken]:
     details: dict[str, str | int | bool | None] = {"user": new.info.user, "expires_at": new.info.expires_at}
-    return Applied(new, resource=token_resource(new.info.id, owner), details=details)
+    resource = token_resource(new.info.id, owner)
+    return Applied(new, resource=resource, digest_after=new.credential_digest, details=details)
 
 
 class TokenService:

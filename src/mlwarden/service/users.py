@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import Resource, UserId
 from mlwarden.errors import AlreadyExists, NotFound, UsageError
-from mlwarden.identity.passwords import hash_password
+from mlwarden.identity.passwords import hash_password, validate_new_password
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, mutation
 from mlwarden.store.tables import users
@@ -69,6 +70,15 @@ def _user(row: object) -> User:
     )
 
 
+def credential_digest(stored: str | None) -> str | None:
+    """What the audit log records of a stored credential (a password or token hash): its SHA-256.
+
+    It lets `audit verify` notice a credential swapped in the database behind the log's back, and
+    reveals nothing: the stored hashes are salted or of 256-bit secrets, and this hashes them again.
+    """
+    return None if stored is None else "sha256:" + hashlib.sha256(stored.encode("utf-8")).hexdigest()
+
+
 def user_resource(name: str) -> Resource:
     return Resource(type="user", id=name)
 
@@ -80,11 +90,14 @@ class UserService:
     @mutation
     def add(self, name: str, *, admin: bool = False, password: str | None = None) -> User:
         validate_user_name(name)
-        password_hash = hash_password(password) if password is not None else None
+        if password is not None:
+            validate_new_password(password)
 
         def apply(conn: Connection) -> Applied[User]:
             if conn.execute(select(users.c.id).where(users.c.name == name)).first() is not None:
                 raise AlreadyExists(f"user {name!r} exists already")
+            # Hashed only once authorized: a denied caller must not make the server spend 64 MiB.
+            password_hash = hash_password(password) if password is not None else None
             user_id = UserId("usr_" + secrets.token_hex(8))
             conn.execute(
                 insert(users).values(
@@ -96,7 +109,11 @@ class UserService:
                     created_at=format_ts(utcnow()),
                 )
             )
-            return Applied(find_user(conn, name), details={"admin": admin, "password": password is not None})
+            return Applied(
+                find_user(conn, name),
+                digest_after=credential_digest(password_hash),
+                details={"admin": admin, "password": password is not None},
+            )
 
         return self._ctx.door.run(self._ctx.actor, Action.USER_ADD, user_resource(name), apply)
 
@@ -121,13 +138,14 @@ class UserService:
 
     @mutation
     def set_password(self, name: str, password: str) -> None:
-        new_hash = hash_password(password)
+        validate_new_password(password)
 
         def target(conn: Connection) -> Resource:
             return Resource(type="user", id=name, owner=find_user(conn, name).id)
 
         def apply(conn: Connection) -> Applied[None]:
+            new_hash = hash_password(password)
             conn.execute(update(users).where(users.c.name == name).values(password_hash=new_hash))
-            return Applied(None)
+            return Applied(None, digest_after=credential_digest(new_hash))
 
         self._ctx.door.run(self._ctx.actor, Action.USER_SET_PASSWORD, target, apply)
