@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +20,7 @@ from mlwarden.audit.checkpoint import (
     save_private_key,
     sign_checkpoint,
 )
+from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.cli import main
 from mlwarden.errors import IntegrityError
 from mlwarden.service.workspace import Workspace
@@ -145,12 +146,12 @@ def test_two_events_swapped(busy: tuple[Env, Workspace, Path]) -> None:
     assert any("event stored at seq 8 says it is event 9" in m for m in _verify_fails_at(ws, 8))
 
 
-def _forged_append(conn: Connection, ws: Workspace, ts: str) -> int:
+def _forged_append(conn: Connection, ws: Workspace, ts: str, respell: Callable[[bytes], bytes] = bytes) -> int:
     """Append a well-formed event with its leaf and tree nodes, exactly as mlwarden would."""
     size = ws._ctx.log.size(conn)
     last = encoding.decode(bytes(conn.execute(select(audit_events.c.body).where(audit_events.c.seq == 1)).scalar_one()))
     event = type(last)(seq=size, ts=ts, record=last.record)
-    body = encoding.encode(event)
+    body = respell(encoding.encode(event))
     leaf = merkle.leaf_hash(body)
     row = {c: getattr(last.record, c, None) for c in ("actor", "action")}
     conn.execute(
@@ -182,6 +183,22 @@ def test_a_back_dated_event_inserted(busy: tuple[Env, Workspace, Path]) -> None:
         seq = _forged_append(conn, ws, "2020-01-01T00:00:00.000000Z")  # no guard needs dropping to append
         conn.commit()
     assert any("back-dated" in m for m in _verify_fails_at(ws, seq))
+
+
+def test_a_future_dated_event_appended(busy: tuple[Env, Workspace, Path]) -> None:
+    _, ws, _ = busy
+    with _attacker(ws) as conn:
+        seq = _forged_append(conn, ws, "2999-01-01T00:00:00.000000Z")
+        conn.commit()
+    assert any("in the future" in m for m in _verify_fails_at(ws, seq))
+
+
+def test_a_non_canonical_event_appended(busy: tuple[Env, Workspace, Path]) -> None:
+    _, ws, _ = busy
+    with _attacker(ws) as conn:
+        seq = _forged_append(conn, ws, format_ts(utcnow()), respell=lambda body: body.replace(b'","', b'", "', 1))
+        conn.commit()
+    assert any("not a canonical v1 event" in m for m in _verify_fails_at(ws, seq))
 
 
 def test_an_event_inserted_in_the_middle(busy: tuple[Env, Workspace, Path]) -> None:

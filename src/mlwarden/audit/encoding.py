@@ -15,6 +15,12 @@ from mlwarden.errors import IntegrityError, UsageError
 
 FORMAT_VERSION = 1
 MAX_EVENT_BYTES = 1 << 20
+FIELDS = frozenset(
+    {
+        "v", "seq", "ts", "actor", "auth", "credential", "action", "resource_type", "resource_id", "project",
+        "outcome", "reason", "digest_before", "digest_after", "request_id", "client", "details",
+    }
+)  # fmt: skip
 
 
 def encode(event: AuditEvent) -> bytes:
@@ -27,6 +33,7 @@ def encode(event: AuditEvent) -> bytes:
         "ts": event.ts,
         "actor": rec.actor,
         "auth": rec.auth_method.value,
+        "credential": rec.credential,
         "action": rec.action,
         "resource_type": rec.resource.type,
         "resource_id": rec.resource.id,
@@ -40,8 +47,7 @@ def encode(event: AuditEvent) -> bytes:
         "details": rec.details,
     }
     try:
-        body = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        data = body.encode("utf-8")
+        data = canonical_json(doc)
     except (TypeError, ValueError, UnicodeEncodeError) as exc:
         raise UsageError(f"audit event cannot be encoded: {exc}") from exc
     if len(data) > MAX_EVENT_BYTES:
@@ -49,12 +55,18 @@ def encode(event: AuditEvent) -> bytes:
     return data
 
 
+def canonical_json(doc: dict[str, Any]) -> bytes:
+    """The one JSON spelling of a document: sorted keys, no white space, UTF-8, no NaN."""
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return text.encode("utf-8")
+
+
 def decode(body: bytes) -> AuditEvent:
     """Parse canonical bytes back into an event; raises IntegrityError if they are not canonical."""
     try:
         doc = json.loads(body.decode("utf-8"))
         event = _from_doc(doc)
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise IntegrityError(f"audit event body is not a valid v{FORMAT_VERSION} event: {exc}") from exc
     if encode(event) != body:
         raise IntegrityError("audit event body is not in canonical form")
@@ -62,11 +74,14 @@ def decode(body: bytes) -> AuditEvent:
 
 
 def _from_doc(doc: dict[str, Any]) -> AuditEvent:
+    if not isinstance(doc, dict) or set(doc) != FIELDS:
+        raise ValueError(f"the fields must be exactly {sorted(FIELDS)}")
     if doc.get("v") != FORMAT_VERSION:
         raise ValueError(f"unknown format version {doc.get('v')!r}")
     record = AuditRecord(
         actor=doc["actor"],
         auth_method=AuthMethod(doc["auth"]),
+        credential=doc["credential"],
         action=doc["action"],
         resource=Resource(type=doc["resource_type"], id=doc["resource_id"], project=doc["project"]),
         outcome=Outcome(doc["outcome"]),

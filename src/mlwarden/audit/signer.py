@@ -10,6 +10,7 @@ only by an external witness (docs/audit.md).
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from mlwarden.audit.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint_note
@@ -44,7 +45,9 @@ class SignerState:
 
     def record(self, note: str, size: int) -> None:
         """Remember a committed checkpoint (never moving backwards), atomically and durably."""
-        last = self.last()
-        if last is not None and last.size >= size:
-            return
-        atomic_write_text(self.path, note, mode=0o600)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two writers must not move the record backwards
+            last = self.last()
+            if last is not None and last.size >= size:
+                return
+            atomic_write_text(self.path, note, mode=0o600)

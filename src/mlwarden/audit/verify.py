@@ -12,6 +12,7 @@ import json
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -19,11 +20,14 @@ from sqlalchemy import Connection, Select, select
 
 from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint_note
+from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.audit.log import column_value, stored_checkpoints
 from mlwarden.errors import IntegrityError
 from mlwarden.store.tables import audit_events, audit_nodes
 
 _BATCH = 10_000
+_TS_LENGTH = len("2026-01-01T00:00:00.000000Z")
+CLOCK_SKEW = timedelta(minutes=5)  # how far ahead of this machine's clock an event may be dated
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,7 @@ def _check_events(conn: Connection, tree: RebuiltTree) -> list[Problem]:
     problems: list[Problem] = []
     leaves = tree.levels[0]
     last_ts = ""
+    future = format_ts(utcnow() + CLOCK_SKEW)
     for row in _rows(conn, _EVENT_QUERY):
         seq, columns, stored_body, stored_leaf = row[0], row[1:-2], row[-2], row[-1]
         if seq != len(leaves):
@@ -120,7 +125,7 @@ def _check_events(conn: Connection, tree: RebuiltTree) -> list[Problem]:
         leaf = merkle.leaf_hash(body)
         if leaf != stored_leaf:
             problems.append(Problem("event", f"event {seq}: body does not match its stored leaf hash", seq))
-        last_ts = _check_body(problems, seq, body, columns, last_ts)
+        last_ts = _check_body(problems, seq, body, columns, last_ts, future)
         leaves.append(leaf)
     return problems
 
@@ -159,7 +164,23 @@ def _parse(body: bytes) -> object:
         return json.loads(body.decode("utf-8"))
 
 
-def _check_body(problems: list[Problem], seq: int, body: bytes, columns: Sequence[object], last_ts: str) -> str:
+def _is_canonical(doc: dict[str, Any], body: bytes) -> bool:
+    """orjson writes our canonical form byte for byte in the common case (fast); on any difference the
+    standard library, which defines the form, decides."""
+    try:
+        if orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) == body:
+            return True
+    except TypeError:
+        pass
+    try:  # orjson reads integers over 64 bits as floats: parse again exactly
+        return encoding.canonical_json(json.loads(body)) == body
+    except (TypeError, ValueError):  # UnicodeDecodeError and UnicodeEncodeError are ValueErrors
+        return False
+
+
+def _check_body(
+    problems: list[Problem], seq: int, body: bytes, columns: Sequence[object], last_ts: str, future: str
+) -> str:
     """Check one body against its row; return the newest timestamp seen so far."""
     try:
         doc = _parse(body)
@@ -171,12 +192,17 @@ def _check_body(problems: list[Problem], seq: int, body: bytes, columns: Sequenc
         return last_ts
     if doc.get("seq") != seq:
         problems.append(Problem("event", f"event stored at seq {seq} says it is event {doc.get('seq')} (moved?)", seq))
+    if doc.keys() != encoding.FIELDS or not _is_canonical(doc, body):
+        problems.append(Problem("event", f"event {seq}: body is not a canonical v1 event", seq))
     values = tuple(map(doc.get, _COPIED_KEYS))
     if values != tuple(columns):  # equal unless a long value was cut to its column's length, or tampering
         _compare_columns(problems, seq, values, columns)
     ts = values[0]
-    if not isinstance(ts, str):
+    if not isinstance(ts, str) or len(ts) != _TS_LENGTH or ts[-1] != "Z":
+        problems.append(Problem("event", f"event {seq}: malformed timestamp {ts!r}", seq))
         return last_ts
+    if ts > future:
+        problems.append(Problem("event", f"event {seq}: timestamp {ts} is in the future (forged?)", seq))
     if ts < last_ts:
         problems.append(Problem("event", f"event {seq}: timestamp {ts} is earlier than {last_ts} (back-dated?)", seq))
         return last_ts

@@ -37,6 +37,11 @@ class Actor:
     request_id: str | None = None
 
     @property
+    def credential(self) -> str | None:
+        """What the audit log records as the credential used (never a secret)."""
+        return f"token:{self.token_id}" if self.token_id is not None else None
+
+    @property
     def authenticated(self) -> bool:
         return self.user_id is not None or self.auth_method is AuthMethod.SYSTEM
 
@@ -74,6 +79,7 @@ class AuditRecord:
     request_id: str | None = None
     client: str | None = None
     details: dict[str, DetailValue] = field(default_factory=dict)
+    credential: str | None = None  # which credential authenticated the actor, e.g. "token:<id>"
 
 
 @dataclass(frozen=True)

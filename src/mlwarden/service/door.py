@@ -106,6 +106,7 @@ class Door:
             reason=reason,
             request_id=actor.request_id,
             client=actor.client,
+            credential=actor.credential,
         )
         with self.db.write() as conn:
             self.log.append(conn, record)
@@ -129,4 +130,5 @@ def _record(actor: Actor, action: Action, resource: Resource, applied: Applied[T
         request_id=actor.request_id,
         client=actor.client,
         details=applied.details,
+        credential=actor.credential,
     )

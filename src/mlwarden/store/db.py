@@ -18,8 +18,10 @@ from sqlalchemy.engine import make_url
 
 from mlwarden.errors import ConfigError
 
-# An arbitrary 64-bit constant naming "the mlwarden writer lock" among PostgreSQL advisory locks.
-_PG_WRITE_LOCK = 0x6D6C_7761_7264_656E & 0x7FFF_FFFF_FFFF_FFFF
+# The writer lock: one advisory lock per schema (so workspaces sharing a database do not queue behind
+# each other), in a class of locks of our own ("mlw").
+_PG_LOCK_CLASS = 0x6D6C77
+_PG_LOCK = text("SELECT pg_advisory_xact_lock(:k, hashtext(current_schema()))")
 _BEGIN_OPTION = "mlwarden_begin"
 _AFTER_COMMIT = "mlwarden_after_commit"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -41,11 +43,16 @@ class Database:
         dropped if it rolls back).
         """
         with self.engine.connect() as conn:
-            conn = conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
+            options: dict[str, str] = {_BEGIN_OPTION: "IMMEDIATE"}
+            if self.dialect == "postgresql":
+                # READ COMMITTED whatever the server default: each statement after the lock must see what
+                # the previous writer committed (a snapshot taken before the lock would not).
+                options["isolation_level"] = "READ COMMITTED"
+            conn = conn.execution_options(**options)
             try:
                 with conn.begin():
                     if self.dialect == "postgresql":
-                        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_WRITE_LOCK})
+                        conn.execute(_PG_LOCK, {"k": _PG_LOCK_CLASS})
                     yield conn
             finally:
                 callbacks = conn.info.pop(_AFTER_COMMIT, [])
