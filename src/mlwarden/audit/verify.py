@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import Connection, Select, func, select
 
 from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint_note
@@ -131,6 +131,11 @@ def _check_events(conn: Connection, tree: RebuiltTree) -> list[Problem]:
 
 
 def _rows(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[Sequence[Any]]:
+    for batch in _batches(conn, query):
+        yield from batch
+
+
+def _batches(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[Sequence[Sequence[Any]]]:
     """Stream a big result in batches (a server-side cursor on PostgreSQL), with little per-row cost.
 
     On SQLite the rows come straight from the driver's cursor: verification reads every event and node,
@@ -139,14 +144,14 @@ def _rows(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[Sequenc
     if conn.dialect.name == "sqlite":
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(str(query.compile(dialect=conn.dialect)))
+            compiled = query.compile(dialect=conn.dialect)
+            cursor.execute(str(compiled), [compiled.params[name] for name in compiled.positiontup or ()])
             while batch := cursor.fetchmany(_BATCH):
-                yield from batch
+                yield batch
         finally:
             cursor.close()
         return
-    for batch in conn.execute(query.execution_options(yield_per=_BATCH)).partitions():
-        yield from batch
+    yield from conn.execute(query.execution_options(yield_per=_BATCH)).partitions()
 
 
 def _as_bytes(value: object) -> bytes | None:
@@ -217,6 +222,8 @@ def _compare_columns(problems: list[Problem], seq: int, values: Sequence[object]
 
 def _check_nodes(conn: Connection, tree: RebuiltTree, bad_seqs: list[int]) -> Iterator[Problem]:
     """Compare stored nodes with the rebuilt ones, reporting only the lowest node each bad spot spoils."""
+    if not bad_seqs and _nodes_match(conn, tree):
+        return
     bad = sorted(bad_seqs)
     query = select(audit_nodes.c.level, audit_nodes.c.idx, audit_nodes.c.hash).order_by(
         audit_nodes.c.level, audit_nodes.c.idx
@@ -234,6 +241,21 @@ def _check_nodes(conn: Connection, tree: RebuiltTree, bad_seqs: list[int]) -> It
     for level, count in enumerate(seen):
         if count != len(tree.levels[level]):
             yield Problem("tree", f"{len(tree.levels[level]) - count} stored nodes missing at level {level}", None)
+
+
+def _nodes_match(conn: Connection, tree: RebuiltTree) -> bool:
+    """The fast path: each stored level, in index order, equals the rebuilt level (compared as lists)."""
+    beyond = select(func.count()).select_from(audit_nodes).where(audit_nodes.c.level >= len(tree.levels))
+    if conn.execute(beyond).scalar_one():
+        return False
+    for level, expected in enumerate(tree.levels):
+        query = select(audit_nodes.c.idx, audit_nodes.c.hash).where(audit_nodes.c.level == level)
+        rows = list(_rows(conn, query.order_by(audit_nodes.c.idx)))
+        if len(rows) != len(expected) or (rows and (rows[0][0], rows[-1][0]) != (0, len(rows) - 1)):
+            return False  # unique indexes in order: first 0 and last n-1 means exactly 0..n-1
+        if [digest for _, digest in rows] != expected:
+            return False
+    return True
 
 
 def _any_in(sorted_values: list[int], lo: int, hi: int) -> bool:
