@@ -62,7 +62,7 @@ def test_init_prints_token_once_and_logs_in(cli: Cli) -> None:
 
 def test_init_json_and_refuses_existing(tmp_path: Path, cli: Cli) -> None:
     doc = cli.json("init", str(tmp_path / "other"))
-    assert doc["token"].startswith("mlw_") and doc["checkpoint_vkey"].startswith("mlwarden-")
+    assert doc["token"].startswith("mlw_") and doc["checkpoint_vkey"].startswith("mlwarden.local/")
     code, _, err = cli.run("init", str(cli.root))
     assert code == 2 and "already an mlwarden workspace" in err
 
@@ -182,3 +182,50 @@ def test_hostile_input_is_stored_faithfully_but_shown_escaped(cli: Cli) -> None:
     events = cli.json("audit", "log", "--action", "auth.login")
     assert events[-1]["actor"] == huge  # stored and exported faithfully
     assert cli.json("audit", "verify")["ok"] is True
+
+
+def test_an_oversized_attempt_is_still_audited(cli: Cli) -> None:
+    giant = "g" * (2 << 20)  # 2 MiB of user name: more than one event may hold
+    code, _, err = cli.run("login", "--user", giant, "--password-stdin", stdin="not-the-password\n")
+    assert code == 3, err
+    event = cli.json("audit", "log", "--action", "auth.login")[-1]
+    assert event["outcome"] == "denied" and event["actor"].startswith("g" * 1000)
+    assert event["actor"].endswith("chars not stored]")
+
+
+def test_audit_log_json_is_the_hashed_event_and_pages(cli: Cli) -> None:
+    import hashlib
+
+    events = cli.json("audit", "log", "--limit", "3")
+    assert [e["seq"] for e in events] == [0, 1, 2]
+    first = dict(events[0])
+    leaf = first.pop("leaf_hash")
+    body = json.dumps(first, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    assert hashlib.sha256(b"\x00" + body).hexdigest() == leaf  # anyone can recompute the leaf
+    assert {"v", "auth", "credential"} <= set(first)
+    page = cli.json("audit", "log", "--from-seq", "2", "--limit", "2")
+    assert [e["seq"] for e in page] == [2, 3]
+
+
+def test_whoami_and_logout_without_login(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    credentials_path().unlink()
+    code, _, err = cli.run("whoami")
+    assert code == 3 and "not logged in" in err
+    assert cli.json("whoami", expect=3)["error"]["type"] == "AuthenticationError"
+    code, _, err = cli.run("logout")
+    assert code == 2 and "no stored login" in err
+
+
+def test_unwritable_export_folder_is_a_clean_error(cli: Cli, tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code, out, err = cli.run("audit", "checkpoint", "--export", str(blocker / "witness"))
+    assert code == 2 and "Traceback" not in err and str(blocker) in err
+
+
+def test_prove_says_whether_the_root_is_signed(cli: Cli) -> None:
+    signed = cli.json("audit", "prove", "1")
+    assert signed["signed"] is True and signed["checkpoint"]
+    size = cli.json("audit", "verify")["size"]
+    unsigned = cli.json("audit", "prove", str(size - 1))  # appended after the newest checkpoint
+    assert unsigned["signed"] is False and unsigned["verified"] is True

@@ -150,3 +150,31 @@ def test_reads_that_hand_out_content_are_audited(admin: Workspace) -> None:
     reads = [e for e in admin.audit.log() if e.record.action == "audit.read"]
     assert len(reads) == 2  # the third query's own event is appended after its results are read
     assert reads[0].record.details["returned"] == reads[0].seq
+
+
+def test_non_admins_cannot_probe_for_what_exists(env: Env, admin: Workspace) -> None:
+    _prepare(admin)
+    admin.users.add("bob")
+    with env.open(admin.tokens.create("b", user="bob").plaintext) as bob:
+        for probe in (
+            lambda: bob.tokens.revoke("0123456789ab"),  # no such token
+            lambda: bob.tokens.revoke(admin.tokens.list("alice")[0].id),  # alice's token
+            lambda: bob.tokens.list("nobody"),
+            lambda: bob.tokens.list("alice"),
+        ):
+            with pytest.raises(PermissionDenied):
+                probe()
+    denied = [e for e in admin.audit.log() if e.record.outcome == "denied"]
+    assert len(denied) == 4 and "not found, or not yours" in (denied[0].record.reason or "")
+
+
+def test_an_action_without_a_permission_rule_is_denied() -> None:
+    from mlwarden.access.policy import WorkspacePolicy
+    from mlwarden.domain.actions import Action
+    from mlwarden.domain.events import SYSTEM, Actor, AuthMethod, Resource, UserId
+
+    root = Actor(name="root", auth_method=AuthMethod.TOKEN, user_id=UserId("u1"), is_admin=True)
+    empty = WorkspacePolicy(permissions={})
+    for actor in (root, SYSTEM):
+        decision = empty.decide(None, actor, Action.USER_ADD, Resource("user", "x"))  # type: ignore[arg-type]
+        assert not decision.allowed and "deny by default" in decision.reason

@@ -39,7 +39,9 @@ def test_a_database_without_schema_asks_for_db_upgrade(env: Env) -> None:
         conn.execute(text("DELETE FROM alembic_version"))
     with pytest.raises(SchemaMismatch, match="no mlwarden schema") as caught:
         open_workspace(env.root, token=env.admin_token)
-    assert "mlwarden db upgrade" in caught.value.hint
+    assert "database_url" in caught.value.hint
+    with pytest.raises(SchemaMismatch, match="not this workspace's database"):
+        upgrade_workspace(env.root)  # never starts a fresh log under an existing workspace
 
 
 def test_upgrade_is_a_no_op_when_current(env: Env) -> None:
@@ -65,3 +67,17 @@ def test_code_constants_match_the_migrations_folder() -> None:
     head, revisions = schema.migration_revisions()
     assert head == schema.HEAD
     assert revisions == schema.KNOWN_REVISIONS
+
+
+def test_a_failing_upgrade_record_rolls_the_migration_back(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+
+    def fail(_conn: object, _before: object) -> None:
+        raise RuntimeError("could not write the audit event")
+
+    try:
+        with pytest.raises(RuntimeError):
+            schema.upgrade(db, then=fail)
+        assert schema.schema_state(db).current is None  # DDL and record are one transaction
+    finally:
+        db.dispose()

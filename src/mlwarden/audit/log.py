@@ -236,13 +236,6 @@ class AuditLog:
         rows = stored_checkpoints(conn, newest_first=True, limit=1)
         return rows[0] if rows else None
 
-    def checkpoint_covering(self, conn: Connection, seq: int) -> StoredCheckpoint | None:
-        """The oldest stored checkpoint whose tree contains event ``seq``."""
-        row = conn.execute(
-            select(audit_checkpoints).where(audit_checkpoints.c.size > seq).order_by(audit_checkpoints.c.size)
-        ).first()
-        return None if row is None else _checkpoint_from_row(row)
-
     @staticmethod
     def _read_tail(conn: Connection) -> _Tail:
         last_seq, last_ts, last_checkpoint_at = conn.execute(_TAIL).one()

@@ -7,6 +7,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.text import Text
 
 from mlwarden.cli.common import GLOBALS, JsonOption, open_cli_workspace, output
+from mlwarden.cli.render import jsonable
 from mlwarden.service.config import find_workspace, load_config
 from mlwarden.service.init import upgrade_workspace
 from mlwarden.store import schema
@@ -28,7 +29,7 @@ def store_verify(json_mode: JsonOption = False) -> None:
                 task = bar.add_task("verify", total=None)
                 report = ws.store.verify(lambda n: bar.advance(task, n))
     if json_mode:
-        out.emit(report)
+        out.emit({"ok": report.ok, **jsonable(report)})
     elif report.ok:
         out.line(
             Text(

@@ -71,6 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MlwardenError as error:
         _report(json_mode, type(error).__name__, error.message, error.hint)
         return exit_code_for(error)
+    except OSError as error:  # a file the user named cannot be read or written
+        where = f": {error.filename}" if error.filename else ""
+        _report(json_mode, "OSError", f"{error.strerror or error}{where}", "check the path and its permissions")
+        return EXIT_USAGE
     except typer.Abort:
         _report(json_mode, "Aborted", "aborted", "")
         return EXIT_USAGE

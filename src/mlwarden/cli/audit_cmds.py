@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
+from mlwarden.audit import encoding, merkle
 from mlwarden.audit.verify import Problem, VerifyReport
 from mlwarden.cli.common import JsonOption, open_cli_workspace, output
 from mlwarden.cli.render import Output, safe
@@ -25,12 +27,15 @@ def log(
     resource: Annotated[str | None, typer.Option("--resource", help="TYPE or TYPE:ID, e.g. user:alice.")] = None,
     since: Annotated[str | None, typer.Option("--since", help="From this UTC date/time (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Before this UTC date/time (ISO 8601).")] = None,
+    from_seq: Annotated[int, typer.Option("--from-seq", help="Start at this seq (to page through).")] = 0,
     limit: Annotated[int, typer.Option("--limit", help="At most this many events.")] = 1000,
     json_mode: JsonOption = False,
 ) -> None:
     """Show audit events, oldest first (the query is itself audited)."""
     out = output(json_mode)
-    query = AuditQuery(actor=actor, action=action, resource=resource, since=since, until=until, limit=limit)
+    query = AuditQuery(
+        actor=actor, action=action, resource=resource, since=since, until=until, from_seq=from_seq, limit=limit
+    )
     with open_cli_workspace() as ws:
         events = ws.audit.log(query)
     if json_mode:
@@ -40,24 +45,11 @@ def log(
 
 
 def _event_json(event: AuditEvent) -> dict[str, object]:
-    rec = event.record
-    return {
-        "seq": event.seq,
-        "ts": event.ts,
-        "actor": rec.actor,
-        "auth_method": rec.auth_method.value,
-        "action": rec.action,
-        "resource_type": rec.resource.type,
-        "resource_id": rec.resource.id,
-        "project": rec.resource.project,
-        "outcome": rec.outcome.value,
-        "reason": rec.reason,
-        "digest_before": rec.digest_before,
-        "digest_after": rec.digest_after,
-        "request_id": rec.request_id,
-        "client": rec.client,
-        "details": rec.details,
-    }
+    """The event exactly as the log hashes it (docs/audit.md), plus its RFC 6962 leaf hash."""
+    body = encoding.encode(event)
+    document: dict[str, object] = json.loads(body)
+    document["leaf_hash"] = merkle.leaf_hash(body).hex()
+    return document
 
 
 def _row(event: AuditEvent) -> tuple[object, ...]:
@@ -132,6 +124,7 @@ def prove(
                 "root_base64": base64.b64encode(proof.root).decode(),
                 "proof": [p.hex() for p in proof.proof],
                 "checkpoint": proof.checkpoint,
+                "signed": proof.signed,
                 "verified": proof.verified,
             }
         )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import tomli_w
 
+from mlwarden.fsutil import atomic_write_text
+
 ENV_CONFIG_HOME = "MLWARDEN_CONFIG_HOME"
 
 
@@ -50,9 +52,5 @@ def forget_token(workspace_id: str) -> bool:
 def _save(entries: dict[str, dict[str, str]]) -> Path:
     path = credentials_path()
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(tomli_w.dumps({"workspaces": entries}))
-    os.replace(tmp, path)
+    atomic_write_text(path, tomli_w.dumps({"workspaces": entries}), mode=0o600)
     return path

@@ -17,7 +17,7 @@ from mlwarden.cli.common import (
     parse_duration,
     read_secret_from_stdin,
 )
-from mlwarden.errors import UsageError
+from mlwarden.errors import AuthenticationError, UsageError
 from mlwarden.service.config import find_workspace, load_config
 from mlwarden.service.init import init_workspace
 from mlwarden.service.workspace import open_workspace
@@ -68,6 +68,7 @@ def login(
     user: Annotated[str | None, typer.Option("--user", "-u", help="User name (prompted if missing).")] = None,
     password_stdin: PasswordStdin = False,
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Store an existing API token.")] = False,
+    expires_in: Annotated[str, typer.Option("--expires-in", help="Lifetime of the login token.")] = "30d",
     json_mode: JsonOption = False,
 ) -> None:
     """Log in with a password (or store an API token) for this workspace."""
@@ -79,10 +80,11 @@ def login(
         with open_workspace(paths.root, token=token, client="cli") as ws:
             name = ws.whoami().name
     else:
-        name = user or typer.prompt("User")
+        name = user or typer.prompt("User", err=True)
         password = read_secret_from_stdin("password") if password_stdin else getpass.getpass("Password: ")
         with open_workspace(paths.root, token="", client="cli") as ws:
-            token = ws.login(name, password, token_name=LOGIN_TOKEN_LABEL).plaintext
+            lifetime = parse_duration(expires_in)
+            token = ws.login(name, password, token_name=LOGIN_TOKEN_LABEL, expires_in=lifetime).plaintext
     saved = credentials.store_token(workspace_id, name, token, paths.root)
     if json_mode:
         out.emit({"user": name, "credentials": saved})
@@ -91,13 +93,18 @@ def login(
 
 
 def logout(json_mode: JsonOption = False) -> None:
-    """Revoke the stored token of this workspace and forget it."""
+    """Revoke the token `mlwarden login` stored for this workspace, and forget it."""
     out = output(json_mode)
-    with open_cli_workspace() as ws:
+    paths = find_workspace(GLOBALS.workspace)
+    workspace_id = load_config(paths).workspace_id
+    stored = credentials.stored_token(workspace_id)
+    if stored is None:
+        raise UsageError("no stored login for this workspace", hint="MLWARDEN_TOKEN is never touched by logout")
+    with open_workspace(paths.root, token=stored, client="cli") as ws:
         actor = ws.whoami()
         if actor.token_id is not None:
             ws.tokens.revoke(actor.token_id)
-        forgotten = credentials.forget_token(ws.config.workspace_id)
+    forgotten = credentials.forget_token(workspace_id)
     if json_mode:
         out.emit({"user": actor.name, "revoked": actor.token_id, "forgotten": forgotten})
     else:
@@ -109,20 +116,20 @@ def whoami(json_mode: JsonOption = False) -> None:
     out = output(json_mode)
     with open_cli_workspace() as ws:
         actor = ws.whoami()
+    if not actor.authenticated:
+        raise AuthenticationError("not logged in")
     if json_mode:
         out.emit(
             {
-                "user": actor.name if actor.authenticated else None,
+                "user": actor.name,
                 "user_id": actor.user_id,
                 "admin": actor.is_admin,
                 "auth_method": actor.auth_method,
                 "token_id": actor.token_id,
             }
         )
-    elif actor.authenticated:
-        out.line(f"{actor.name}{' (admin)' if actor.is_admin else ''} via {actor.auth_method} {actor.token_id or ''}")
     else:
-        raise UsageError("not logged in", hint="run `mlwarden login` or set MLWARDEN_TOKEN")
+        out.line(f"{actor.name}{' (admin)' if actor.is_admin else ''} via {actor.auth_method} {actor.token_id or ''}")
 
 
 @token_app.command("create")

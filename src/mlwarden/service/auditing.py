@@ -8,14 +8,14 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, select
 
 from mlwarden.audit import encoding, merkle
-from mlwarden.audit.checkpoint import NoteVerifier
+from mlwarden.audit.checkpoint import NoteVerifier, verify_checkpoint_note
 from mlwarden.audit.clock import normalize_ts
 from mlwarden.audit.log import StoredCheckpoint, column_value
 from mlwarden.audit.verify import Problem, VerifyReport, check_checkpoint_note, verify_log
 from mlwarden.audit.witness import WitnessReport, check_witness
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import AuditEvent, Resource
-from mlwarden.errors import NotFound, UsageError
+from mlwarden.errors import IntegrityError, NotFound, UsageError
 from mlwarden.service.assembly import publish_checkpoint
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, access, mutation
@@ -33,6 +33,7 @@ class AuditQuery:
     resource: str | None = None  # "TYPE" or "TYPE:ID"
     since: str | None = None  # ISO 8601 UTC, inclusive
     until: str | None = None  # ISO 8601 UTC, exclusive
+    from_seq: int = 0  # page through a long log: the next page starts after the last seq seen
     limit: int = 1000
 
     def details(self) -> dict[str, str | int | bool | None]:
@@ -48,6 +49,11 @@ class InclusionProof:
     proof: list[bytes]
     checkpoint: str | None  # the signed note whose root the proof reaches, when one covers the event
     verified: bool
+
+    @property
+    def signed(self) -> bool:
+        """Whether ``root`` comes from a signed checkpoint (otherwise it is the current, unsigned root)."""
+        return self.checkpoint is not None
 
 
 def pinned_vkey(conn: Connection) -> str | None:
@@ -75,7 +81,7 @@ class AuditService:
 
         def apply(conn: Connection) -> Applied[list[AuditEvent]]:
             rows = conn.execute(_select(query))
-            events = [e for e in (encoding.decode(bytes(body)) for (body,) in rows) if _matches(e, query)]
+            events = [e for e in (_decode(int(seq), bytes(body)) for seq, body in rows) if _matches(e, query)]
             return Applied(events, details={**query.details(), "returned": len(events)})
 
         return self._ctx.door.run(self._ctx.actor, Action.AUDIT_READ, LOG_RESOURCE, apply)
@@ -118,20 +124,16 @@ class AuditService:
         if not 0 <= seq < size:
             raise NotFound(f"no audit event with seq {seq} (the log has {size} events, numbered from 0)")
         latest = log.latest_checkpoint(conn)
-        covered = latest is not None and latest.size > seq
-        tree_size = latest.size if latest is not None and covered else size
-        root = latest.root if latest is not None and covered else log.root(conn, size)
+        note = latest.note if latest is not None and latest.size > seq else None
+        if note is not None:  # the root the signature covers, not a database column's copy of it
+            signed = verify_checkpoint_note(note, self._ctx.verifier)
+            tree_size, root = signed.size, signed.root
+        else:
+            tree_size, root = size, log.root(conn, size)
         leaf = log.leaf(conn, seq)
         proof = log.inclusion_proof(conn, seq, tree_size)
-        return InclusionProof(
-            seq=seq,
-            leaf=leaf,
-            size=tree_size,
-            root=root,
-            proof=proof,
-            checkpoint=latest.note if latest is not None and covered else None,
-            verified=merkle.verify_inclusion(leaf, seq, tree_size, proof, root),
-        )
+        verified = merkle.verify_inclusion(leaf, seq, tree_size, proof, root)
+        return InclusionProof(seq, leaf, tree_size, root, proof, checkpoint=note, verified=verified)
 
     @mutation
     def checkpoint(self, export: Path | None = None) -> StoredCheckpoint:
@@ -161,8 +163,20 @@ class AuditService:
         return self._ctx.door.read(self._ctx.actor, Action.AUDIT_VERIFY, LOG_RESOURCE, fetch)
 
 
-def _select(query: AuditQuery) -> Select[bytes]:
-    stmt = select(audit_events.c.body).order_by(audit_events.c.seq).limit(query.limit)
+def _decode(seq: int, body: bytes) -> AuditEvent:
+    try:
+        return encoding.decode(body)
+    except IntegrityError as exc:
+        raise IntegrityError(f"audit event {seq} is damaged: {exc}", hint="run `mlwarden audit verify`") from exc
+
+
+def _select(query: AuditQuery) -> Select[int, bytes]:
+    stmt = (
+        select(audit_events.c.seq, audit_events.c.body)
+        .where(audit_events.c.seq >= query.from_seq)
+        .order_by(audit_events.c.seq)
+        .limit(query.limit)
+    )
     if query.actor is not None:
         stmt = stmt.where(audit_events.c.actor == column_value(query.actor))
     if query.action is not None:

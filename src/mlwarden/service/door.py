@@ -17,8 +17,8 @@ from sqlalchemy import Connection
 from mlwarden.access.policy import Authorizer
 from mlwarden.audit.log import AuditLog
 from mlwarden.domain.actions import Action
-from mlwarden.domain.events import Actor, AuditRecord, DetailValue, Outcome, Resource
-from mlwarden.errors import AuthenticationError, PermissionDenied
+from mlwarden.domain.events import Actor, AuditRecord, AuthMethod, DetailValue, Outcome, Resource
+from mlwarden.errors import AuthenticationError, NotFound, PermissionDenied
 from mlwarden.store.db import Database
 
 T = TypeVar("T")
@@ -70,6 +70,19 @@ class Door:
             self.log.append(conn, _record(actor, action, applied.resource or resource, applied))
             return applied.value
 
+    def record_in(
+        self, conn: Connection, actor: Actor, action: Action, resource: Resource, applied: Applied[T]
+    ) -> None:
+        """Authorize and audit a change the caller made in its own write transaction ``conn``.
+
+        For the one change the door cannot wrap: a schema migration, which must run in Alembic's
+        transaction. The change and its event still commit together.
+        """
+        decision = self.authorizer.decide(conn, actor, action, resource)
+        if not decision.allowed:
+            raise _denial_error(actor, action, decision.reason)
+        self.log.append(conn, _record(actor, action, resource, applied))
+
     def read(self, actor: Actor, action: Action, target: Target, fetch: Callable[[Connection], T]) -> T:
         """Authorize a read that hands out nothing sensitive: only a denial is audited."""
         with self._authorized(self.db.read, actor, action, target) as (conn, _resource):
@@ -86,22 +99,25 @@ class Door:
         resource: Resource | None = target if isinstance(target, Resource) else None
         try:
             with transaction() as conn:
-                resource = target(conn) if callable(target) else target
+                resource = _resolve(conn, actor, action, target)
                 decision = self.authorizer.decide(conn, actor, action, resource)
                 if not decision.allowed:
                     raise _Denied(decision.reason)
                 yield conn, resource
         except _Denied as denied:
-            assert resource is not None  # noqa: S101 - set before any denial
+            if resource is None:  # the target itself was not found
+                resource = Resource(type=action.value.split(".")[0], id="(not found)")
             self.record_denial(actor, action, resource, denied.reason)
             raise _denial_error(actor, action, denied.reason) from None
 
     def record_denial(self, actor: Actor, action: Action, resource: Resource, reason: str) -> None:
+        # Whatever a denied caller sent is kept, but bounded: an attempt must not be able to make its own
+        # audit event too large to store (and so go unaudited).
         record = AuditRecord(
-            actor=actor.name,
+            actor=_bounded(actor.name),
             auth_method=actor.auth_method,
             action=action.value,
-            resource=resource,
+            resource=Resource(_bounded(resource.type), _bounded(resource.id), resource.project),
             outcome=Outcome.DENIED,
             reason=reason,
             request_id=actor.request_id,
@@ -110,6 +126,28 @@ class Door:
         )
         with self.db.write() as conn:
             self.log.append(conn, record)
+
+
+MAX_DENIED_FIELD = 256 * 1024  # two such fields and the rest stay under the 1 MiB event limit
+
+
+def _bounded(value: str) -> str:
+    if len(value) <= MAX_DENIED_FIELD:
+        return value
+    return value[:MAX_DENIED_FIELD] + f"…[+{len(value) - MAX_DENIED_FIELD} chars not stored]"
+
+
+def _resolve(conn: Connection, actor: Actor, action: Action, target: Target) -> Resource:
+    """The resource, read inside the transaction. To anyone but an admin, "no such thing" is a denial:
+    otherwise a probe could tell which users or tokens exist from the error it gets."""
+    if not callable(target):
+        return target
+    try:
+        return target(conn)
+    except NotFound as missing:
+        if actor.is_admin or actor.auth_method is AuthMethod.SYSTEM:
+            raise
+        raise _Denied(f"not found, or not yours ({missing})") from missing
 
 
 def _denial_error(actor: Actor, action: Action, reason: str) -> Exception:

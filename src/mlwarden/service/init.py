@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -13,10 +14,10 @@ from sqlalchemy import Connection, insert
 from mlwarden.audit.checkpoint import generate_signing_key, save_private_key
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import SYSTEM, DetailValue, Resource
-from mlwarden.errors import AlreadyExists
+from mlwarden.errors import AlreadyExists, SchemaMismatch
 from mlwarden.identity.passwords import validate_new_password
 from mlwarden.service.assembly import build_context
-from mlwarden.service.config import WorkspaceConfig, WorkspacePaths, find_workspace, write_config
+from mlwarden.service.config import ENV_DATABASE_URL, WorkspaceConfig, WorkspacePaths, find_workspace, write_config
 from mlwarden.service.door import Applied
 from mlwarden.service.tokens import NewToken
 from mlwarden.service.users import User, validate_user_name
@@ -61,11 +62,12 @@ def _create(
 ) -> Initialized:
     paths.meta.mkdir(mode=0o700)
     workspace_id = uuid.uuid4().hex
+    origin = f"mlwarden.local/{workspace_id}"
     config = WorkspaceConfig(
         workspace_id=workspace_id,
-        origin=f"mlwarden.local/{workspace_id}",
-        key_name=f"mlwarden-{workspace_id[:12]}",
-        database_url=db_url or "",
+        origin=origin,
+        key_name=origin,  # C2SP signed-note: the key name should be the log's origin
+        database_url=db_url or os.environ.get(ENV_DATABASE_URL, ""),
         checkpoint_every=checkpoint_every,
     )
     write_config(paths, config)
@@ -106,20 +108,24 @@ def _fresh_schema(db: Database) -> None:
 
 
 def upgrade_workspace(path: str | Path | None = None) -> schema.SchemaState:
-    """Migrate the workspace's database to this version's schema, and audit it."""
+    """Migrate the workspace's database to this version's schema, auditing it in the same transaction."""
     paths = find_workspace(path)
     ctx = build_context(paths, SYSTEM)
     try:
-        before = schema.schema_state(ctx.db)
-        after = schema.upgrade(ctx.db)
-        if before.current != after.current:
-            details: dict[str, DetailValue] = {
-                "from": before.current,
-                "to": after.current,
-                "os_user": getpass.getuser(),
-            }
-            resource = Resource("schema", after.head)
-            ctx.door.run(SYSTEM, Action.SCHEMA_UPGRADE, resource, lambda _c: Applied(None, details=details))
-        return after
+        if schema.schema_state(ctx.db).current is None:
+            # An empty database under an existing workspace is the wrong one, or a lost one: starting a
+            # fresh log there would quietly replace the workspace's history.
+            raise SchemaMismatch(
+                "the workspace's database has no mlwarden schema: it is not this workspace's database, or it was lost",
+                hint="check database_url in .mlwarden/config.toml and MLWARDEN_DATABASE_URL; restore from a backup, "
+                "or run `mlwarden init` in a new folder",
+            )
+
+        def record(conn: Connection, before: schema.SchemaState) -> None:
+            details: dict[str, DetailValue] = {"from": before.current, "to": before.head, "os_user": getpass.getuser()}
+            resource = Resource("schema", before.head)
+            ctx.door.record_in(conn, SYSTEM, Action.SCHEMA_UPGRADE, resource, Applied(None, details=details))
+
+        return schema.upgrade(ctx.db, then=record)
     finally:
         ctx.db.dispose()

@@ -50,6 +50,8 @@ def insert_token(conn: Connection, user: User, name: str, expires_in: timedelta 
     if expires_in is not None and expires_in <= timedelta(0):
         raise UsageError("a token's lifetime must be positive")
     issued = issue_token()
+    while conn.execute(select(api_tokens.c.id).where(api_tokens.c.id == issued.token_id)).first() is not None:
+        issued = issue_token()  # a 48-bit id collides about once in 16 million million tokens
     now = utcnow()
     row = {
         "id": issued.token_id,

@@ -86,13 +86,14 @@ def open_workspace(
 ) -> Workspace:
     """Open the workspace at ``path`` (or found from the current folder) as the token's user.
 
-    Without a token (argument or MLWARDEN_TOKEN) the workspace is open anonymously: only ``login`` works.
+    ``token=None`` takes MLWARDEN_TOKEN; ``token=""`` opens anonymously on purpose. Anonymously, only
+    ``login`` works.
     """
     paths = find_workspace(path)
     ctx = build_context(paths, ANONYMOUS, authorizer)
     try:
         schema.require_current(ctx.db)
-        presented = token or os.environ.get(ENV_TOKEN)
+        presented = token if token is not None else os.environ.get(ENV_TOKEN)
         request_id = request_id or uuid.uuid4().hex
         if presented:
             ctx.actor = authenticate(ctx.door, presented, client=client, request_id=request_id)

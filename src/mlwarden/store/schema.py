@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 
 from mlwarden.errors import SchemaMismatch
 from mlwarden.store.db import Database
@@ -60,8 +61,12 @@ def schema_state(db: Database) -> SchemaState:
     return SchemaState(current=current, head=HEAD)
 
 
-def upgrade(db: Database) -> SchemaState:
-    """Bring the schema to this code's head revision (no-op when already there)."""
+def upgrade(db: Database, then: Callable[[Connection, SchemaState], None] | None = None) -> SchemaState:
+    """Bring the schema to this code's head revision (no-op when already there).
+
+    ``then(conn, before)`` runs in the migration's own transaction once the new schema is in place, so
+    the record of the upgrade commits or rolls back with it.
+    """
     state = schema_state(db)
     _refuse_unknown(state)
     if not state.up_to_date:
@@ -71,6 +76,8 @@ def upgrade(db: Database) -> SchemaState:
         with db.write() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+            if then is not None:
+                then(conn, state)
     return schema_state(db)
 
 
@@ -81,7 +88,7 @@ def require_current(db: Database) -> None:
     if state.current is None:
         raise SchemaMismatch(
             "the metadata database has no mlwarden schema",
-            hint="run `mlwarden db upgrade`, or `mlwarden init` for a new workspace",
+            hint="check database_url in .mlwarden/config.toml and MLWARDEN_DATABASE_URL (a wrong or lost database?)",
         )
     if not state.up_to_date:
         raise SchemaMismatch(
