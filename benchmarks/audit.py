@@ -21,7 +21,6 @@ import argparse
 import cProfile
 import hashlib
 import io
-import json
 import os
 import platform
 import pstats
@@ -35,7 +34,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import sqlalchemy
 
@@ -106,26 +104,8 @@ def records(start: int, count: int) -> list[AuditRecord]:
 
 
 def baseline_bytes(seq: int, ts: str, rec: AuditRecord) -> bytes:
-    """The same canonical JSON document mlwarden hashes (format v1), encoded by hand."""
-    doc: dict[str, Any] = {
-        "v": 1,
-        "seq": seq,
-        "ts": ts,
-        "actor": rec.actor,
-        "auth": rec.auth_method.value,
-        "action": rec.action,
-        "resource_type": rec.resource.type,
-        "resource_id": rec.resource.id,
-        "project": rec.resource.project,
-        "outcome": rec.outcome.value,
-        "reason": rec.reason,
-        "digest_before": rec.digest_before,
-        "digest_after": rec.digest_after,
-        "request_id": rec.request_id,
-        "client": rec.client,
-        "details": rec.details,
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    """The same canonical bytes mlwarden hashes, so both logs store and hash identical payloads."""
+    return encoding.encode(AuditEvent(seq=seq, ts=ts, record=rec))
 
 
 class HashChain:
@@ -381,7 +361,8 @@ def render(
         "",
         "* **mlwarden**: the workspace database made by `init_workspace` (SQLAlchemy Core, SQLite WAL,"
         " synchronous=NORMAL, `BEGIN IMMEDIATE` per write transaction). Each append encodes the event"
-        " canonically, hashes its RFC 6962 leaf, reads the tail and the O(log n) nodes of the tree's compact range (two queries),"
+        " canonically, hashes its RFC 6962 leaf, reads the tail and the O(log n) nodes of the tree's"
+        " compact range (two queries),"
         " inserts the event row (7 indexed query columns + body + leaf) and the perfect nodes it completes,"
         " and signs an Ed25519 checkpoint every 1000 events. Verification (`verify_log`) parses every"
         " body, checks its canonical form, recomputes every leaf, cross-checks the query columns and timestamps,"

@@ -452,12 +452,12 @@ def test_credential_tables_are_reconciled_with_the_log(busy: tuple[Env, Workspac
         conn.commit()
     messages = [p.message for p in ws.audit.verify().problems if p.kind == "state"]
     expected = [
-        "user 'evil' is in the database but no audit event added it",
+        "user 'evil' is in the database but no audit event created it",
         "user 'admin': password in the database differs from the audit log",
         "user 'user2': admin in the database differs from the audit log",
-        f"token {revoked.info.id}: revoked in the database differs from the audit log",
-        f"token {minted.token_id} is in the database but no audit event created it",
-        "user 'user7' (added at seq",
+        f"token '{revoked.info.id}': revoked in the database differs from the audit log",
+        f"token '{minted.token_id}' is in the database but no audit event created it",
+        "user 'user7' (created at seq",
     ]
     for fragment in expected:
         assert any(fragment in m for m in messages), (fragment, messages)

@@ -8,6 +8,7 @@ gives the tables as they must be, and `audit verify` reports every row that diff
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,50 +86,47 @@ def _apply(doc: dict[str, Any], seq: int, people: dict[str, _User], tokens: dict
 
 
 def _compare_users(conn: Connection, expected: dict[str, _User]) -> list[Problem]:
-    problems: list[Problem] = []
-    names: dict[str, str] = {}
-    for row in conn.execute(select(users)).mappings():
-        name = row["name"]
-        names[row["id"]] = name
-        want = expected.pop(name, None)
-        if want is None:
-            problems.append(Problem("state", f"user {name!r} is in the database but no audit event added it"))
-            continue
-        found = {
+    found = {
+        row["name"]: {
             "admin": bool(row["is_admin"]),
             "disabled": bool(row["disabled"]),
             "password": credential_digest(row["password_hash"]),
         }
-        for field, value in found.items():
-            if getattr(want, field) != value:
-                message = f"user {name!r}: {field} in the database differs from the audit log (added at seq {want.seq})"
-                problems.append(Problem("state", message, want.seq))
-    problems.extend(
-        Problem("state", f"user {name!r} (added at seq {want.seq}) is missing from the database", want.seq)
-        for name, want in expected.items()
-    )
-    return problems
+        for row in conn.execute(select(users)).mappings()
+    }
+    return _compare("user", found, expected)
 
 
 def _compare_tokens(conn: Connection, expected: dict[str, _Token]) -> list[Problem]:
-    problems: list[Problem] = []
     user_names = {row.id: row.name for row in conn.execute(select(users.c.id, users.c.name))}
-    for row in conn.execute(select(api_tokens)).mappings():
-        want = expected.pop(row["id"], None)
-        if want is None:
-            problems.append(Problem("state", f"token {row['id']} is in the database but no audit event created it"))
-            continue
-        found = {
+    found = {
+        row["id"]: {
             "user": user_names.get(row["user_id"]),
             "secret": credential_digest(row["secret_hash"]),
             "revoked": row["revoked_at"] is not None,
         }
-        for field, value in found.items():
+        for row in conn.execute(select(api_tokens)).mappings()
+    }
+    return _compare("token", found, expected)
+
+
+def _compare(
+    kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, _User | _Token]
+) -> list[Problem]:
+    """Rows in the database against the rows the log says must be there, field by field."""
+    problems: list[Problem] = []
+    for key, fields in found.items():
+        want = expected.get(key)
+        if want is None:
+            problems.append(Problem("state", f"{kind} {key!r} is in the database but no audit event created it"))
+            continue
+        for field, value in fields.items():
             if getattr(want, field) != value:
-                message = f"token {row['id']}: {field} in the database differs from the audit log (seq {want.seq})"
+                message = f"{kind} {key!r}: {field} in the database differs from the audit log (seq {want.seq})"
                 problems.append(Problem("state", message, want.seq))
     problems.extend(
-        Problem("state", f"token {token_id} (created at seq {want.seq}) is missing from the database", want.seq)
-        for token_id, want in expected.items()
+        Problem("state", f"{kind} {key!r} (created at seq {want.seq}) is missing from the database", want.seq)
+        for key, want in expected.items()
+        if key not in found
     )
     return problems
