@@ -52,8 +52,46 @@ def _service_types() -> list[Any]:
     return [object.__new__(cls) for cls in (UserService, TokenService, AuditService, StoreService)]
 
 
+# Public methods that only read (authorized, never writing an event unless denied).
+READS: dict[str, Callable[[Workspace], Any]] = {
+    "UserService.list": lambda ws: ws.users.list(),
+    "TokenService.list": lambda ws: ws.tokens.list(),
+    "AuditService.verify": lambda ws: ws.audit.verify(),
+    "AuditService.prove": lambda ws: ws.audit.prove(1),
+    "AuditService.witness": lambda ws: ws.audit.witness(_witness_of(ws)),
+    "StoreService.verify": lambda ws: ws.store.verify(),
+    "Workspace.whoami": lambda ws: ws.whoami(),
+}
+NOT_OPERATIONS = {"Workspace.close"}
+
+
+def _witness_of(ws: Workspace) -> Any:
+    folder = ws.root / "witness-for-test"
+    if not folder.exists():
+        ws.audit.checkpoint(export=folder)
+    return folder
+
+
 def test_every_marked_method_has_a_call_in_this_test() -> None:
     assert set(marked_methods()) == set(CALLS), "add the new door method to CALLS"
+
+
+def test_every_public_service_method_is_classified() -> None:
+    """A new method must be marked (and so audited) or declared a read here: none slips past the door."""
+    public = set()
+    for cls in [Workspace, *(type(v) for v in _service_types())]:
+        for name, _member in inspect.getmembers(cls, inspect.isfunction):
+            if not name.startswith("_"):
+                public.add(f"{cls.__name__}.{name}")
+    assert public == set(CALLS) | set(READS) | NOT_OPERATIONS
+
+
+@pytest.mark.parametrize("method", sorted(READS))
+def test_reads_write_no_event(admin: Workspace, method: str) -> None:
+    _witness_of(admin)
+    before = _event_count(admin)
+    READS[method](admin)
+    assert _event_count(admin) == before
 
 
 def _event_count(ws: Workspace) -> int:
