@@ -81,3 +81,15 @@ def test_a_failing_upgrade_record_rolls_the_migration_back(tmp_path: Path) -> No
         assert schema.schema_state(db).current is None  # DDL and record are one transaction
     finally:
         db.dispose()
+
+
+def test_a_database_of_another_workspace_is_refused(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlwarden.errors import ConfigError
+    from mlwarden.service.init import init_workspace
+
+    other = init_workspace(tmp_path / "other")
+    other.workspace.close()
+    other_db = f"sqlite:///{other.workspace.root / '.mlwarden' / 'metadata.db'}"
+    monkeypatch.setenv("MLWARDEN_DATABASE_URL", other_db)
+    with pytest.raises(ConfigError, match="belongs to workspace"):
+        open_workspace(env.root, token=env.admin_token)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -54,9 +54,6 @@ class RebuiltTree:
 
     def root(self, size: int | None = None) -> bytes:
         return merkle.root_from_nodes(self.size if size is None else size, self.node)
-
-    def range_hash(self) -> Callable[[int, int], bytes]:
-        return merkle.range_hash_from_nodes(self.node)
 
     def build_levels(self) -> None:
         level = self.levels[0]

@@ -8,8 +8,11 @@ from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 
+from sqlalchemy import select
+
 from mlwarden.access.policy import Authorizer
 from mlwarden.domain.events import ANONYMOUS, Actor
+from mlwarden.errors import ConfigError
 from mlwarden.service import sessions
 from mlwarden.service.assembly import build_context
 from mlwarden.service.auditing import AuditService
@@ -20,6 +23,7 @@ from mlwarden.service.stores import StoreService
 from mlwarden.service.tokens import NewToken, TokenService, authenticate
 from mlwarden.service.users import UserService
 from mlwarden.store import schema
+from mlwarden.store.tables import workspace_meta
 
 ENV_TOKEN = "MLWARDEN_TOKEN"
 
@@ -93,6 +97,7 @@ def open_workspace(
     ctx = build_context(paths, ANONYMOUS, authorizer)
     try:
         schema.require_current(ctx.db)
+        _require_own_database(ctx)
         presented = token if token is not None else os.environ.get(ENV_TOKEN)
         request_id = request_id or uuid.uuid4().hex
         if presented:
@@ -105,3 +110,17 @@ def open_workspace(
         ctx.db.dispose()
         raise
     return Workspace(ctx)
+
+
+def _require_own_database(ctx: ServiceContext) -> None:
+    """Refuse a database that belongs to another workspace (a wrong database_url or MLWARDEN_DATABASE_URL):
+    writing one workspace's events into another's log would corrupt both stories."""
+    with ctx.db.read() as conn:
+        recorded = conn.execute(
+            select(workspace_meta.c.value).where(workspace_meta.c.key == "workspace_id")
+        ).scalar_one_or_none()
+    if recorded != ctx.config.workspace_id:
+        raise ConfigError(
+            f"the database belongs to workspace {recorded or '(none)'}, not to this one ({ctx.config.workspace_id})",
+            hint="check database_url in .mlwarden/config.toml and MLWARDEN_DATABASE_URL",
+        )
