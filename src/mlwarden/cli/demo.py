@@ -64,13 +64,14 @@ def _run(out: Output, base: Path) -> int:
     failures += _denied_attempt(out, root, alice_token)
     _login(out, root)
     witness = base / "witness"
-    _step(out, "5. checkpoint exported to a witness outside the database")
+    _step(out, "5. a signed checkpoint exported to a witness folder")
     cp = admin.audit.checkpoint(export=witness)
     out.line(cp.note.rstrip("\n"))
     failures += _verify_clean(out, admin, witness)
     admin.close()
     failures += _edit_attack(out, root, base, init.token.plaintext)
     failures += _truncate_attack(out, root, base, init.token.plaintext, witness)
+    failures += _backdoor_attack(out, root, base, init.token.plaintext)
     return failures
 
 
@@ -84,7 +85,7 @@ def _people(out: Output, admin: Workspace) -> str:
 
 
 def _denied_attempt(out: Output, root: Path, alice_token: str) -> int:
-    _step(out, "3. alice (not an admin) tries to add a user: denied and audited")
+    _step(out, "3. alice (not an admin) tries to add an admin: denied, audited")
     with open_workspace(root, token=alice_token, client="demo") as alice:
         try:
             alice.users.add("mallory", admin=True)
@@ -96,14 +97,14 @@ def _denied_attempt(out: Output, root: Path, alice_token: str) -> int:
 
 
 def _login(out: Output, root: Path) -> None:
-    _step(out, "4. bob logs in with his password (argon2id) and gets a token")
+    _step(out, "4. bob logs in with his password (argon2id), gets a token")
     with open_workspace(root, client="demo") as anonymous:
         token = anonymous.login("bob", DEMO_PASSWORD)
     out.line(f"bob logged in; token {token.info.id}")
 
 
 def _verify_clean(out: Output, admin: Workspace, witness: Path) -> int:
-    _step(out, "6. the audit log, and `audit verify` on the untouched workspace")
+    _step(out, "6. the audit log; verify and witness on the untouched workspace")
     events = admin.audit.log()
     for event in events[-8:]:
         rec = event.record
@@ -130,7 +131,7 @@ def _tampered_copy(root: Path, base: Path, name: str) -> Path:
 
 
 def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "7. attack: an insider edits one event in a copy of the database")
+    _step(out, "7. attack: an insider edits one event in the database")
     copy = _tampered_copy(root, base, "tampered-edit")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute("DROP TRIGGER audit_events_no_update")
@@ -154,11 +155,12 @@ def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
 
 
 def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
-    _step(out, "8. attack: the last events deleted, tree rebuilt, and the signer's own record removed too")
+    _step(out, "8. attack: bob's login erased, with its token, tree and records")
     copy = _tampered_copy(root, base, "tampered-truncate")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
-        keep = int(db.execute("SELECT count(*) FROM audit_events").fetchone()[0]) - 4
-        _rewrite_tail(db, keep)
+        login = db.execute("SELECT seq, resource_id FROM audit_events WHERE action = 'auth.login'").fetchone()
+        _rewrite_tail(db, int(login[0]))
+        db.execute("DELETE FROM api_tokens WHERE id = ?", (login[1],))
     with open_workspace(copy, token=token, client="demo") as ws:
         verified = ws.audit.verify()
         out.line(f"verify, with the signer's record: {'OK' if verified.ok else 'caught it'}")
@@ -166,12 +168,34 @@ def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: P
         verified = ws.audit.verify()
         witnessed, _ = ws.audit.witness(witness)
     caught = not witnessed.ok
-    out.line(f"verify, record removed: {'OK' if verified.ok else 'FAILED'} (the rewrite is now self-consistent)")
+    out.line(f"verify, record removed too: {'OK: the rewrite is self-consistent' if verified.ok else 'caught it'}")
     style = "green" if caught else "bold red"
     out.line(Text(f"witness {'caught it' if caught else 'MISSED it'}:", style=style))
     for problem in witnessed.problems[:3]:
         out.line(f"  - {problem.message}")
     return 0 if caught else 1
+
+
+def _backdoor_attack(out: Output, root: Path, base: Path, token: str) -> int:
+    _step(out, "9. attack: an admin inserted straight into the database")
+    copy = _tampered_copy(root, base, "tampered-backdoor")
+    with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
+        db.execute(
+            "INSERT INTO users (id, name, is_admin, disabled, password_hash, created_at) "
+            "VALUES ('usr_mallory', 'mallory', 1, 0, NULL, '2026-01-01T00:00:00.000000Z')"
+        )
+    with open_workspace(copy, token=token, client="demo") as ws:
+        report = ws.audit.verify()
+    found = [p.message for p in report.problems if p.kind == "state"]
+    out.line(
+        Text(
+            f"verify {'caught it' if found else 'MISSED it'}: the credential tables disagree with the log",
+            style="green" if found else "bold red",
+        )
+    )
+    for message in found[:3]:
+        out.line(f"  - {message}")
+    return 0 if found else 1
 
 
 def _rewrite_tail(db: sqlite3.Connection, keep: int) -> None:
