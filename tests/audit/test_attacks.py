@@ -14,13 +14,11 @@ from mlwarden.audit import encoding, merkle
 from mlwarden.audit.checkpoint import (
     Checkpoint,
     NoteSigner,
-    generate_signing_key,
-    load_private_key,
     parse_checkpoint_note,
-    save_private_key,
     sign_checkpoint,
 )
 from mlwarden.audit.clock import format_ts, utcnow
+from mlwarden.audit.keys import generate_signing_key, load_private_key, save_private_key
 from mlwarden.cli import main
 from mlwarden.errors import IntegrityError
 from mlwarden.service.workspace import Workspace

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mlwarden.audit import checkpoint as cpm
+from mlwarden.audit import keys
 from mlwarden.audit.checkpoint import (
     Checkpoint,
     NoteSignature,
@@ -402,12 +403,12 @@ def test_signer_repr_hides_key(signer: NoteSigner) -> None:
 
 
 def test_save_and_load_private_key(tmp_path: Path) -> None:
-    key = cpm.generate_signing_key()
+    key = keys.generate_signing_key()
     path = tmp_path / "log.key"
-    cpm.save_private_key(key, path)
+    keys.save_private_key(key, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----\n")  # PKCS#8 PEM
-    loaded = cpm.load_private_key(path)
+    loaded = keys.load_private_key(path)
     assert cpm.public_key_bytes(loaded) == cpm.public_key_bytes(key)
     assert len(cpm.public_key_bytes(key)) == 32
     assert cpm.public_key_bytes(key) == cpm.public_key_bytes(key.public_key())
@@ -416,7 +417,7 @@ def test_save_and_load_private_key(tmp_path: Path) -> None:
 def test_save_is_0600_even_with_permissive_umask(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
-        cpm.save_private_key(cpm.generate_signing_key(), tmp_path / "k")
+        keys.save_private_key(keys.generate_signing_key(), tmp_path / "k")
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "k").stat().st_mode) == 0o600
@@ -426,7 +427,7 @@ def test_save_refuses_to_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "log.key"
     path.write_bytes(b"keep me")
     with pytest.raises(AlreadyExists) as info:
-        cpm.save_private_key(cpm.generate_signing_key(), path)
+        keys.save_private_key(keys.generate_signing_key(), path)
     assert info.value.hint
     assert path.read_bytes() == b"keep me"
 
@@ -436,30 +437,30 @@ def test_save_refuses_symlinks(tmp_path: Path) -> None:
     link = tmp_path / "log.key"
     link.symlink_to(target)  # dangling: O_EXCL must not follow it and create the target
     with pytest.raises(AlreadyExists):
-        cpm.save_private_key(cpm.generate_signing_key(), link)
+        keys.save_private_key(keys.generate_signing_key(), link)
     assert not target.exists()
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o620])
 def test_load_refuses_group_or_world_accessible_key(tmp_path: Path, mode: int) -> None:
     path = tmp_path / "log.key"
-    cpm.save_private_key(cpm.generate_signing_key(), path)
+    keys.save_private_key(keys.generate_signing_key(), path)
     path.chmod(mode)
     with pytest.raises(ConfigError, match="accessible by group or others") as info:
-        cpm.load_private_key(path)
+        keys.load_private_key(path)
     assert "chmod 600" in info.value.hint
 
 
 def test_load_accepts_0400(tmp_path: Path) -> None:
     path = tmp_path / "log.key"
-    cpm.save_private_key(cpm.generate_signing_key(), path)
+    keys.save_private_key(keys.generate_signing_key(), path)
     path.chmod(0o400)
-    assert isinstance(cpm.load_private_key(path), Ed25519PrivateKey)
+    assert isinstance(keys.load_private_key(path), Ed25519PrivateKey)
 
 
 def test_load_missing_key(tmp_path: Path) -> None:
     with pytest.raises(NotFound):
-        cpm.load_private_key(tmp_path / "absent.key")
+        keys.load_private_key(tmp_path / "absent.key")
 
 
 def write_0600(path: Path, data: bytes) -> Path:
@@ -480,10 +481,10 @@ def test_load_rejects_non_ed25519_and_garbage(tmp_path: Path) -> None:
     )
     for i, data in enumerate([ec_pem, encrypted, b"not a key", b""]):
         with pytest.raises(ConfigError, match="not an unencrypted Ed25519 private key"):
-            cpm.load_private_key(write_0600(tmp_path / f"k{i}", data))
+            keys.load_private_key(write_0600(tmp_path / f"k{i}", data))
 
 
 def test_load_rejects_directories(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir(mode=0o700)
     with pytest.raises(ConfigError, match="not a regular file"):
-        cpm.load_private_key(tmp_path / "dir")
+        keys.load_private_key(tmp_path / "dir")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlwarden.access.policy import Authorizer, WorkspacePolicy
-from mlwarden.audit.checkpoint import NoteSigner, load_private_key
+from mlwarden.audit.checkpoint import NoteSigner
+from mlwarden.audit.keys import load_private_key
 from mlwarden.audit.log import AuditLog, CheckpointPolicy, StoredCheckpoint
 from mlwarden.audit.signer import SignerState
 from mlwarden.audit.witness import export_checkpoint

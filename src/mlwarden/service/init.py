@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, insert
 
-from mlwarden.audit.checkpoint import generate_signing_key, save_private_key
+from mlwarden.audit.keys import generate_signing_key, save_private_key
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import SYSTEM, DetailValue, Resource
 from mlwarden.errors import AlreadyExists, SchemaMismatch
