@@ -229,3 +229,16 @@ def test_prove_says_whether_the_root_is_signed(cli: Cli) -> None:
     size = cli.json("audit", "verify")["size"]
     unsigned = cli.json("audit", "prove", str(size - 1))  # appended after the newest checkpoint
     assert unsigned["signed"] is False and unsigned["verified"] is True
+
+
+def test_own_password_change_needs_the_current_password(cli: Cli) -> None:
+    cli.json("user", "add", "gil", "--password-stdin", stdin=PASSWORD + "\n")
+    assert cli.json("login", "--user", "gil", "--password-stdin", stdin=PASSWORD + "\n")["user"] == "gil"
+    code, _, err = cli.run("user", "passwd", "gil", "--password-stdin", stdin="wrong-current-pw\nnew-password-123\n")
+    assert code == 3 and "current password" in err
+    new = "new-password-123"
+    assert cli.json("user", "passwd", "gil", "--password-stdin", stdin=f"{PASSWORD}\n{new}\n")["password_set"]
+    assert cli.json("login", "--user", "gil", "--password-stdin", stdin=new + "\n")["user"] == "gil"
+    # the login it replaced was revoked, not left valid in the background
+    logins = [t for t in cli.json("token", "list") if t["name"] == "cli-login"]
+    assert [t["active"] for t in logins] == [False, True]

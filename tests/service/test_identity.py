@@ -130,7 +130,9 @@ def test_users_can_change_their_own_password_only(env: Env, admin: Workspace) ->
     admin.users.add("lee", password=PASSWORD)
     admin.users.add("max", password=PASSWORD)
     with env.open(admin.tokens.create("l", user="lee").plaintext) as lee:
-        lee.users.set_password("lee", "lee-new-password-1")
+        with pytest.raises(AuthenticationError, match="current password"):
+            lee.users.set_password("lee", "lee-new-password-1")  # a stolen token is not enough
+        lee.users.set_password("lee", "lee-new-password-1", current=PASSWORD)
         with pytest.raises(Exception, match="may not user.set_password"):
             lee.users.set_password("max", "hijacked-password-1")
     with env.open(token="") as anonymous:

@@ -17,7 +17,7 @@ from mlwarden.cli.common import (
     parse_duration,
     read_secret_from_stdin,
 )
-from mlwarden.errors import AuthenticationError, UsageError
+from mlwarden.errors import AuthenticationError, MlwardenError, UsageError
 from mlwarden.service.config import find_workspace, load_config
 from mlwarden.service.init import init_workspace
 from mlwarden.service.workspace import open_workspace
@@ -85,11 +85,26 @@ def login(
         with open_workspace(paths.root, token="", client="cli") as ws:
             lifetime = parse_duration(expires_in)
             token = ws.login(name, password, token_name=LOGIN_TOKEN_LABEL, expires_in=lifetime).plaintext
+    previous = credentials.stored_token(workspace_id)
     saved = credentials.store_token(workspace_id, name, token, paths.root)
+    if previous is not None and previous != token:
+        _revoke_quietly(paths.root, previous)
     if json_mode:
         out.emit({"user": name, "credentials": saved})
     else:
         out.line(f"Logged in as {name}; token saved to {saved}")
+
+
+def _revoke_quietly(root: Path, token: str) -> None:
+    """Revoke the `mlwarden login` token a new login replaces (never a token made another way, which may
+    be in use elsewhere); one that no longer works needs nothing."""
+    try:
+        with open_workspace(root, token=token, client="cli") as ws:
+            token_id = ws.whoami().token_id
+            if any(t.id == token_id and t.name == LOGIN_TOKEN_LABEL and t.active for t in ws.tokens.list()):
+                ws.tokens.revoke(token_id)
+    except MlwardenError:
+        pass
 
 
 def logout(json_mode: JsonOption = False) -> None:
@@ -240,11 +255,22 @@ def user_passwd(
     password_stdin: PasswordStdin = False,
     json_mode: JsonOption = False,
 ) -> None:
-    """Set a user's password (your own, or anyone's as an admin)."""
+    """Set a user's password: anyone's as an admin, or your own with your current password.
+
+    With --password-stdin, standard input holds the new password; changing your own as a non-admin, it
+    holds the current password on the first line and the new one on the second.
+    """
     out = output(json_mode)
-    password = read_secret_from_stdin("password") if password_stdin else getpass.getpass("New password: ")
     with open_cli_workspace() as ws:
-        ws.users.set_password(name, password)
+        me = ws.whoami()
+        own = me.name == name and not me.is_admin
+        if password_stdin:
+            current = read_secret_from_stdin("current password") if own else None
+            password = read_secret_from_stdin("password")
+        else:
+            current = getpass.getpass("Current password: ") if own else None
+            password = getpass.getpass("New password: ")
+        ws.users.set_password(name, password, current=current)
     if json_mode:
         out.emit({"user": name, "password_set": True})
     else:

@@ -12,8 +12,8 @@ from sqlalchemy import Connection, insert, select, update
 from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import Resource, UserId
-from mlwarden.errors import AlreadyExists, NotFound, UsageError
-from mlwarden.identity.passwords import hash_password, validate_new_password
+from mlwarden.errors import AlreadyExists, AuthenticationError, NotFound, UsageError
+from mlwarden.identity.passwords import check_password, hash_password, validate_new_password
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, mutation
 from mlwarden.store.tables import users
@@ -137,8 +137,11 @@ class UserService:
         return self._ctx.door.run(self._ctx.actor, Action.USER_DISABLE, user_resource(name), apply)
 
     @mutation
-    def set_password(self, name: str, password: str) -> None:
+    def set_password(self, name: str, password: str, *, current: str | None = None) -> None:
+        """Set a password. Changing your own (as a non-admin) needs the current one: a stolen token
+        must not be enough to take over the password too."""
         validate_new_password(password)
+        self._require_current_password(name, current)
 
         def target(conn: Connection) -> Resource:
             return Resource(type="user", id=name, owner=find_user(conn, name).id)
@@ -149,3 +152,20 @@ class UserService:
             return Applied(None, digest_after=credential_digest(new_hash))
 
         self._ctx.door.run(self._ctx.actor, Action.USER_SET_PASSWORD, target, apply)
+
+    def _require_current_password(self, name: str, current: str | None) -> None:
+        actor = self._ctx.actor
+        if actor.is_admin or actor.user_id is None:
+            return  # admins reset passwords; the door turns away the unauthenticated
+        with self._ctx.db.read() as conn:
+            try:
+                user = find_user(conn, name)
+            except NotFound:
+                return  # the door denies it, without telling whether the user exists
+            stored = password_hash_of(conn, user.id)
+        if user.id != actor.user_id or stored is None:
+            return
+        if current is None or not check_password(stored, current).ok:
+            reason = "the current password was not given or is wrong"
+            self._ctx.door.record_denial(actor, Action.USER_SET_PASSWORD, user_resource(name), reason)
+            raise AuthenticationError(reason, hint="give your current password, or ask an admin to reset it")
