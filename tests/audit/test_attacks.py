@@ -439,6 +439,9 @@ def test_credential_tables_are_reconciled_with_the_log(busy: tuple[Env, Workspac
         conn.execute(update(users).where(users.c.name == "user2").values(is_admin=True))
         conn.execute(update(api_tokens).where(api_tokens.c.id == revoked.info.id).values(revoked_at=None))
         conn.execute(
+            update(api_tokens).where(api_tokens.c.name == "t4").values(expires_at="2999-01-01T00:00:00.000000Z")
+        )
+        conn.execute(
             insert(api_tokens).values(
                 id=minted.token_id, user_id=admin_id, name="backdoor", secret_hash=minted.secret_hash,
                 created_at="2026", expires_at=None, revoked_at=None,
@@ -455,6 +458,7 @@ def test_credential_tables_are_reconciled_with_the_log(busy: tuple[Env, Workspac
         "user 'user2': admin in the database differs from the audit log",
         f"token '{revoked.info.id}': revoked in the database differs from the audit log",
         f"token '{minted.token_id}' is in the database but no audit event created it",
+        "expires in the database differs from the audit log",
         "user 'user7' (created at seq",
     ]
     for fragment in expected:

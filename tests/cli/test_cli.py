@@ -242,3 +242,12 @@ def test_own_password_change_needs_the_current_password(cli: Cli) -> None:
     # the login it replaced was revoked, not left valid in the background
     logins = [t for t in cli.json("token", "list") if t["name"] == "cli-login"]
     assert [t["active"] for t in logins] == [False, True]
+
+
+def test_logout_forgets_a_login_that_no_longer_works(cli: Cli) -> None:
+    stored = cli.json("whoami")["token_id"]
+    cli.json("token", "revoke", stored)
+    doc = cli.json("logout")
+    assert doc["forgotten"] is True and doc["user"] is None
+    code, _, _ = cli.run("login", "--token-stdin", "--expires-in", "1d", stdin="x\n")
+    assert code == 2

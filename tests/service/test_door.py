@@ -193,17 +193,24 @@ def test_reads_that_hand_out_content_are_audited(admin: Workspace) -> None:
 def test_non_admins_cannot_probe_for_what_exists(env: Env, admin: Workspace) -> None:
     _prepare(admin)
     admin.users.add("bob")
+    alice_token = admin.tokens.list("alice")[0].id
+    messages = []
     with env.open(admin.tokens.create("b", user="bob").plaintext) as bob:
         for probe in (
             lambda: bob.tokens.revoke("0123456789ab"),  # no such token
-            lambda: bob.tokens.revoke(admin.tokens.list("alice")[0].id),  # alice's token
+            lambda: bob.tokens.revoke(alice_token),  # alice's token
             lambda: bob.tokens.list("nobody"),
             lambda: bob.tokens.list("alice"),
+            lambda: bob.users.set_password("x" * (2 << 20), "a-long-enough-password"),  # a 2 MiB probe
         ):
-            with pytest.raises(PermissionDenied):
+            with pytest.raises(PermissionDenied) as caught:
                 probe()
+            messages.append(str(caught.value).split(":", 1)[1])
+    assert messages[0] == messages[1] and messages[2] == messages[3]  # missing and not-yours look alike
     denied = [e for e in admin.audit.log() if e.record.outcome == "denied"]
-    assert len(denied) == 4 and "not found, or not yours" in (denied[0].record.reason or "")
+    assert len(denied) == 5  # every probe audited, the oversized one too
+    assert "not found (no token with id '0123456789ab')" in (denied[0].record.reason or "")
+    assert "needs the user the resource belongs to" in (denied[1].record.reason or "")
 
 
 def test_an_action_without_a_permission_rule_is_denied() -> None:

@@ -139,3 +139,11 @@ def test_users_can_change_their_own_password_only(env: Env, admin: Workspace) ->
         anonymous.login("lee", "lee-new-password-1")
         with pytest.raises(AuthenticationError):
             anonymous.login("max", "hijacked-password-1")
+
+
+def test_the_decoy_hash_costs_what_a_real_one_does() -> None:
+    from argon2 import extract_parameters
+
+    from mlwarden.service.sessions import DECOY_HASH
+
+    assert extract_parameters(DECOY_HASH) == DEFAULT_PARAMETERS

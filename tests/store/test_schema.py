@@ -54,7 +54,7 @@ def test_upgrade_is_a_no_op_when_current(env: Env) -> None:
 
 
 def test_upgrade_of_an_empty_database_reaches_head(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'empty.db'}", create=True)
     try:
         assert schema.schema_state(db).current is None
         assert schema.upgrade(db).up_to_date
@@ -70,7 +70,7 @@ def test_code_constants_match_the_migrations_folder() -> None:
 
 
 def test_a_failing_upgrade_record_rolls_the_migration_back(tmp_path: Path) -> None:
-    db = Database(f"sqlite:///{tmp_path / 'empty.db'}")
+    db = Database(f"sqlite:///{tmp_path / 'empty.db'}", create=True)
 
     def fail(_conn: object, _before: object) -> None:
         raise RuntimeError("could not write the audit event")
@@ -93,3 +93,26 @@ def test_a_database_of_another_workspace_is_refused(env: Env, tmp_path: Path, mo
     monkeypatch.setenv("MLWARDEN_DATABASE_URL", other_db)
     with pytest.raises(ConfigError, match="belongs to workspace"):
         open_workspace(env.root, token=env.admin_token)
+
+
+def test_a_missing_sqlite_database_is_not_silently_recreated(tmp_path: Path) -> None:
+    from mlwarden.errors import ConfigError
+    from mlwarden.service.init import init_workspace
+
+    made = init_workspace(tmp_path / "ws")
+    made.workspace.close()
+    for suffix in ("", "-wal", "-shm"):
+        (made.workspace.root / ".mlwarden" / f"metadata.db{suffix}").unlink(missing_ok=True)
+    with pytest.raises(ConfigError, match="is missing"):
+        open_workspace(made.workspace.root, token=made.token.plaintext)
+    assert not (made.workspace.root / ".mlwarden" / "metadata.db").exists()
+
+
+def test_init_refuses_two_different_databases(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlwarden.errors import UsageError
+    from mlwarden.service.init import init_workspace
+
+    monkeypatch.setenv("MLWARDEN_DATABASE_URL", f"sqlite:///{tmp_path / 'a.db'}")
+    with pytest.raises(UsageError, match="another database than --db"):
+        init_workspace(tmp_path / "ws", db_url=f"sqlite:///{tmp_path / 'b.db'}")
+    assert not (tmp_path / "ws" / ".mlwarden").exists()

@@ -45,7 +45,16 @@ PERMISSIONS: Mapping[Action, Rule] = {
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    reason: str
+    reason: str  # what the audit log records
+    shown: str | None = None  # what the caller is told, when it must say less than the reason
+
+    @property
+    def told(self) -> str:
+        return self.shown if self.shown is not None else self.reason
+
+
+# Told to a non-admin for both "someone else's" and "no such thing", so a denial reveals neither.
+NOT_FOUND_OR_NOT_YOURS = "not found, or not yours"
 
 
 class Authorizer(Protocol):
@@ -72,4 +81,5 @@ class WorkspacePolicy:
             return Decision(True, f"allowed: {rule}")
         if rule is Rule.SELF_OR_ADMIN and resource.owner is not None and resource.owner == actor.user_id:
             return Decision(True, "allowed: own resource")
-        return Decision(False, f"{action} needs {rule}")
+        shown = NOT_FOUND_OR_NOT_YOURS if rule is Rule.SELF_OR_ADMIN else None
+        return Decision(False, f"{action} needs {rule}", shown)

@@ -26,6 +26,7 @@ token_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_h
 user_app = typer.Typer(help="Add, list and disable users.", no_args_is_help=True)
 
 LOGIN_TOKEN_LABEL = "cli-login"
+DEFAULT_LOGIN_LIFETIME = "30d"
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
 
 
@@ -68,7 +69,9 @@ def login(
     user: Annotated[str | None, typer.Option("--user", "-u", help="User name (prompted if missing).")] = None,
     password_stdin: PasswordStdin = False,
     token_stdin: Annotated[bool, typer.Option("--token-stdin", help="Store an existing API token.")] = False,
-    expires_in: Annotated[str, typer.Option("--expires-in", help="Lifetime of the login token.")] = "30d",
+    expires_in: Annotated[
+        str | None, typer.Option("--expires-in", help="Lifetime of the login token (default 30d).")
+    ] = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Log in with a password (or store an API token) for this workspace."""
@@ -76,6 +79,8 @@ def login(
     paths = find_workspace(GLOBALS.workspace)
     workspace_id = load_config(paths).workspace_id
     if token_stdin:
+        if expires_in is not None:
+            raise UsageError("--expires-in applies to a password login; a stored token keeps its own expiry")
         token = read_secret_from_stdin("token")
         with open_workspace(paths.root, token=token, client="cli") as ws:
             name = ws.whoami().name
@@ -83,7 +88,7 @@ def login(
         name = user or typer.prompt("User", err=True)
         password = read_secret_from_stdin("password") if password_stdin else getpass.getpass("Password: ")
         with open_workspace(paths.root, token="", client="cli") as ws:
-            lifetime = parse_duration(expires_in)
+            lifetime = parse_duration(expires_in or DEFAULT_LOGIN_LIFETIME)
             token = ws.login(name, password, token_name=LOGIN_TOKEN_LABEL, expires_in=lifetime).plaintext
     previous = credentials.stored_token(workspace_id)
     saved = credentials.store_token(workspace_id, name, token, paths.root)
@@ -101,8 +106,9 @@ def _revoke_quietly(root: Path, token: str) -> None:
     try:
         with open_workspace(root, token=token, client="cli") as ws:
             token_id = ws.whoami().token_id
-            if any(t.id == token_id and t.name == LOGIN_TOKEN_LABEL and t.active for t in ws.tokens.list()):
-                ws.tokens.revoke(token_id)
+            mine = [t for t in ws.tokens.list() if t.id == token_id and t.name == LOGIN_TOKEN_LABEL and t.active]
+            for info in mine:
+                ws.tokens.revoke(info.id)
     except MlwardenError:
         pass
 
@@ -115,15 +121,20 @@ def logout(json_mode: JsonOption = False) -> None:
     stored = credentials.stored_token(workspace_id)
     if stored is None:
         raise UsageError("no stored login for this workspace", hint="MLWARDEN_TOKEN is never touched by logout")
-    with open_workspace(paths.root, token=stored, client="cli") as ws:
-        actor = ws.whoami()
-        if actor.token_id is not None:
-            ws.tokens.revoke(actor.token_id)
+    user, revoked = None, None
+    try:
+        with open_workspace(paths.root, token=stored, client="cli") as ws:
+            actor = ws.whoami()
+            user, revoked = actor.name, actor.token_id
+            if revoked is not None:
+                ws.tokens.revoke(revoked)
+    except AuthenticationError:
+        pass  # revoked or expired already: forgetting it is all that is left to do
     forgotten = credentials.forget_token(workspace_id)
     if json_mode:
-        out.emit({"user": actor.name, "revoked": actor.token_id, "forgotten": forgotten})
+        out.emit({"user": user, "revoked": revoked, "forgotten": forgotten})
     else:
-        out.line(f"Logged out {actor.name}")
+        out.line(f"Logged out {user}" if user else "Forgot a stored login that no longer worked")
 
 
 def whoami(json_mode: JsonOption = False) -> None:

@@ -20,4 +20,5 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"
     AUDIT_VERIFY = "audit.verify"
     AUDIT_CHECKPOINT = "audit.checkpoint"
+    AUDIT_PUBLISH = "audit.publish"  # recorded only when publishing a signed checkpoint fails
     STORE_VERIFY = "store.verify"

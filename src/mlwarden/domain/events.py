@@ -22,6 +22,7 @@ class AuthMethod(StrEnum):
 class Outcome(StrEnum):
     OK = "ok"
     DENIED = "denied"
+    FAILED = "failed"  # something mlwarden had to do did not happen (e.g. exporting a checkpoint)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,9 @@ from mlwarden.audit.keys import load_private_key
 from mlwarden.audit.log import AuditLog, CheckpointPolicy, StoredCheckpoint
 from mlwarden.audit.signer import SignerState
 from mlwarden.audit.witness import export_checkpoint
-from mlwarden.domain.events import Actor
+from mlwarden.domain.actions import Action
+from mlwarden.domain.events import SYSTEM, Actor, AuditRecord, AuthMethod, Outcome, Resource
+from mlwarden.errors import MlwardenError
 from mlwarden.service.config import WorkspacePaths, load_config
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Door
@@ -18,9 +20,12 @@ from mlwarden.store.blobs import LocalBlobStore
 from mlwarden.store.db import Database
 
 
-def build_context(paths: WorkspacePaths, actor: Actor, authorizer: Authorizer | None = None) -> ServiceContext:
+def build_context(
+    paths: WorkspacePaths, actor: Actor, authorizer: Authorizer | None = None, *, new: bool = False
+) -> ServiceContext:
+    """Open a workspace's parts (``new``: while `init` creates it, so its database may not exist yet)."""
     config = load_config(paths)
-    db = Database(paths.database_url(config))
+    db = Database(paths.database_url(config), create=new)
     key_path = paths.resolve(config.key_file)
     signer = NoteSigner(load_private_key(key_path), config.key_name)
     state = SignerState(key_path.with_suffix(".last"), signer.verifier())
@@ -41,19 +46,44 @@ def build_context(paths: WorkspacePaths, actor: Actor, authorizer: Authorizer | 
         blobs=LocalBlobStore(paths.resolve(config.blob_dir)),
         actor=actor,
     )
-    log.on_signed = lambda stored: publish_checkpoint(ctx, stored, paths.witness_dir(config))
+    log.on_signed = lambda stored: publish_checkpoint(ctx, stored, paths.witness_dir(config), strict=False)
     return ctx
 
 
-def publish_checkpoint(ctx: ServiceContext, stored: StoredCheckpoint, folder: Path | None) -> None:
-    """After a checkpoint commits: make it durable, let the signer remember it, export it to a witness."""
-    ctx.db.make_durable()
-    if ctx.log.state is not None:
-        ctx.log.state.record(stored.note, stored.size)
-    if folder is not None:
+def publish_checkpoint(ctx: ServiceContext, stored: StoredCheckpoint, folder: Path | None, *, strict: bool) -> None:
+    """After a checkpoint commits: make it durable, let the signer remember it, export it to a witness.
 
-        def prove(size1: int, size2: int) -> list[bytes]:
-            with ctx.db.read() as conn:
-                return ctx.log.consistency_proof(conn, size1, size2)
+    ``strict`` raises any failure (an export the user asked for). Otherwise the checkpoint was signed as a
+    side effect of some other change that has committed already: failing that change now would be a lie,
+    so the failure becomes an audit event of its own (outcome "failed"), for `audit log` and alerts.
+    """
+    try:
+        ctx.db.make_durable()
+        if ctx.log.state is not None:
+            ctx.log.state.record(stored.note, stored.size)
+        if folder is not None:
+            export_checkpoint(folder, stored.note, ctx.verifier.to_vkey(), lambda m, n: _prove(ctx, m, n))
+    except (MlwardenError, OSError) as exc:
+        if strict:
+            raise
+        _record_failure(ctx, stored, folder, exc)
 
-        export_checkpoint(folder, stored.note, ctx.verifier.to_vkey(), prove)
+
+def _prove(ctx: ServiceContext, size1: int, size2: int) -> list[bytes]:
+    with ctx.db.read() as conn:
+        return ctx.log.consistency_proof(conn, size1, size2)
+
+
+def _record_failure(ctx: ServiceContext, stored: StoredCheckpoint, folder: Path | None, exc: Exception) -> None:
+    record = AuditRecord(
+        actor=SYSTEM.name,
+        auth_method=AuthMethod.SYSTEM,
+        action=Action.AUDIT_PUBLISH.value,
+        resource=Resource("checkpoint", str(stored.size)),
+        outcome=Outcome.FAILED,
+        reason=f"{type(exc).__name__}: {exc}"[:4096],
+        details={"witness_dir": str(folder) if folder is not None else None},
+        client=SYSTEM.client,
+    )
+    with ctx.db.write() as conn:
+        ctx.log.append(conn, record)

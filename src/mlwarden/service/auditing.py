@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Select, select
 
 from mlwarden.audit import encoding, merkle
-from mlwarden.audit.checkpoint import NoteVerifier, verify_checkpoint_note
+from mlwarden.audit.checkpoint import Checkpoint, NoteVerifier, verify_checkpoint_note
 from mlwarden.audit.clock import normalize_ts
 from mlwarden.audit.log import StoredCheckpoint, column_value
 from mlwarden.audit.verify import Problem, VerifyReport, check_checkpoint_note, verify_log
@@ -109,10 +109,18 @@ class AuditService:
         note = state.note() if state is not None else None
         if note is None:
             return []
-        _, problems = check_checkpoint_note(
+        signed, problems = check_checkpoint_note(
             note, report.tree, self._ctx.verifier, self._ctx.config.origin, where="the signer's last"
         )
+        if signed is not None and signed.size > report.size and self._committed_since(signed):
+            return []  # signed after this verification's snapshot was taken: not a truncation
         return problems
+
+    def _committed_since(self, signed: Checkpoint) -> bool:
+        """Whether the log, read afresh, holds the signer's newest checkpoint exactly."""
+        with self._ctx.db.read() as conn:
+            log = self._ctx.log
+            return log.size(conn) >= signed.size and log.root(conn, signed.size) == signed.root
 
     def prove(self, seq: int) -> InclusionProof:
         """An inclusion proof for event ``seq`` against the newest signed checkpoint that covers it."""
@@ -145,7 +153,7 @@ class AuditService:
 
         stored = self._ctx.door.run(self._ctx.actor, Action.AUDIT_CHECKPOINT, LOG_RESOURCE, apply)
         if export is not None:  # the configured witness_dir got it already, as every signed checkpoint
-            publish_checkpoint(self._ctx, stored, export)
+            publish_checkpoint(self._ctx, stored, export, strict=True)
         return stored
 
     def witness(self, path: Path) -> tuple[WitnessReport, VerifyReport]:

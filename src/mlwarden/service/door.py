@@ -14,7 +14,7 @@ from typing import Generic, ParamSpec, TypeVar
 
 from sqlalchemy import Connection
 
-from mlwarden.access.policy import Authorizer
+from mlwarden.access.policy import NOT_FOUND_OR_NOT_YOURS, Authorizer, Decision
 from mlwarden.audit.log import AuditLog
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import Actor, AuditRecord, AuthMethod, DetailValue, Outcome, Resource
@@ -52,9 +52,9 @@ class Applied(Generic[T]):
 
 
 class _Denied(Exception):
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.reason)
+        self.decision = decision
 
 
 class Door:
@@ -80,7 +80,7 @@ class Door:
         """
         decision = self.authorizer.decide(conn, actor, action, resource)
         if not decision.allowed:
-            raise _denial_error(actor, action, decision.reason)
+            raise _denial_error(actor, action, decision.told)
         self.log.append(conn, _record(actor, action, resource, applied))
 
     def read(self, actor: Actor, action: Action, target: Target, fetch: Callable[[Connection], T]) -> T:
@@ -102,13 +102,13 @@ class Door:
                 resource = _resolve(conn, actor, action, target)
                 decision = self.authorizer.decide(conn, actor, action, resource)
                 if not decision.allowed:
-                    raise _Denied(decision.reason)
+                    raise _Denied(decision)
                 yield conn, resource
         except _Denied as denied:
             if resource is None:  # the target itself was not found
                 resource = Resource(type=action.value.split(".")[0], id="(not found)")
-            self.record_denial(actor, action, resource, denied.reason)
-            raise _denial_error(actor, action, denied.reason) from None
+            self.record_denial(actor, action, resource, denied.decision.reason)
+            raise _denial_error(actor, action, denied.decision.told) from None
 
     def record_denial(self, actor: Actor, action: Action, resource: Resource, reason: str) -> None:
         # Whatever a denied caller sent is kept, but bounded: an attempt must not be able to make its own
@@ -119,7 +119,7 @@ class Door:
             action=action.value,
             resource=Resource(_bounded(resource.type), _bounded(resource.id), resource.project),
             outcome=Outcome.DENIED,
-            reason=reason,
+            reason=_bounded(reason, MAX_DENIED_REASON),
             request_id=actor.request_id,
             client=actor.client,
             credential=actor.credential,
@@ -128,13 +128,14 @@ class Door:
             self.log.append(conn, record)
 
 
-MAX_DENIED_FIELD = 256 * 1024  # two such fields and the rest stay under the 1 MiB event limit
+MAX_DENIED_FIELD = 256 * 1024  # three such fields and the rest stay under the 1 MiB event limit
+MAX_DENIED_REASON = 4 * 1024
 
 
-def _bounded(value: str) -> str:
-    if len(value) <= MAX_DENIED_FIELD:
+def _bounded(value: str, limit: int = MAX_DENIED_FIELD) -> str:
+    if len(value) <= limit:
         return value
-    return value[:MAX_DENIED_FIELD] + f"…[+{len(value) - MAX_DENIED_FIELD} chars not stored]"
+    return value[:limit] + f"…[+{len(value) - limit} chars not stored]"
 
 
 def _resolve(conn: Connection, actor: Actor, action: Action, target: Target) -> Resource:
@@ -147,7 +148,7 @@ def _resolve(conn: Connection, actor: Actor, action: Action, target: Target) -> 
     except NotFound as missing:
         if actor.is_admin or actor.auth_method is AuthMethod.SYSTEM:
             raise
-        raise _Denied(f"not found, or not yours ({missing})") from missing
+        raise _Denied(Decision(False, f"not found ({missing})", NOT_FOUND_OR_NOT_YOURS)) from missing
 
 
 def _denial_error(actor: Actor, action: Action, reason: str) -> Exception:

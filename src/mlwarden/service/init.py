@@ -14,7 +14,7 @@ from sqlalchemy import Connection, insert
 from mlwarden.audit.keys import generate_signing_key, save_private_key
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import SYSTEM, DetailValue, Resource
-from mlwarden.errors import AlreadyExists, SchemaMismatch
+from mlwarden.errors import AlreadyExists, SchemaMismatch, UsageError
 from mlwarden.identity.passwords import validate_new_password
 from mlwarden.service.assembly import build_context
 from mlwarden.service.config import ENV_DATABASE_URL, WorkspaceConfig, WorkspacePaths, find_workspace, write_config
@@ -44,6 +44,12 @@ def init_workspace(
 ) -> Initialized:
     """Create DIR/.mlwarden: config, database, blob store, checkpoint key, first admin and token."""
     validate_user_name(admin)
+    override = os.environ.get(ENV_DATABASE_URL)
+    if db_url and override and override != db_url:
+        raise UsageError(
+            f"{ENV_DATABASE_URL} names another database than --db",
+            hint=f"unset {ENV_DATABASE_URL}, or leave out --db to use it",
+        )
     if admin_password is not None:
         validate_new_password(admin_password)
     paths = WorkspacePaths(Path(directory).expanduser().resolve())
@@ -75,7 +81,7 @@ def _create(
     key_path.parent.mkdir(mode=0o700)
     save_private_key(generate_signing_key(), key_path)
     paths.resolve(config.blob_dir).mkdir()
-    ctx = build_context(paths, SYSTEM)
+    ctx = build_context(paths, SYSTEM, new=True)
     _fresh_schema(ctx.db)
     vkey = ctx.verifier.to_vkey()
 

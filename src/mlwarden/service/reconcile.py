@@ -43,6 +43,7 @@ class _Token:
     seq: int
     user: str | None
     secret: str | None
+    expires: str | None
     revoked: bool = False
 
 
@@ -77,7 +78,7 @@ def _apply(doc: dict[str, Any], seq: int, people: dict[str, _User], tokens: dict
     elif action == Action.USER_SET_PASSWORD and rid in people:
         people[rid].password = doc["digest_after"]
     elif action in (Action.TOKEN_CREATE, Action.AUTH_LOGIN):
-        tokens[rid] = _Token(seq=seq, user=details.get("user"), secret=doc["digest_after"])
+        tokens[rid] = _Token(seq, details.get("user"), doc["digest_after"], details.get("expires_at"))
         rehash = details.get("password_rehash")
         if rehash is not None and details.get("user") in people:
             people[details["user"]].password = rehash
@@ -103,6 +104,7 @@ def _compare_tokens(conn: Connection, expected: dict[str, _Token]) -> list[Probl
         row["id"]: {
             "user": user_names.get(row["user_id"]),
             "secret": credential_digest(row["secret_hash"]),
+            "expires": row["expires_at"],
             "revoked": row["revoked_at"] is not None,
         }
         for row in conn.execute(select(api_tokens)).mappings()

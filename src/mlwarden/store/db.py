@@ -30,10 +30,18 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 class Database:
     """A metadata database: an engine plus read and write transactions."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, create: bool = False) -> None:
+        """Open the database at ``url``; a missing SQLite file is an error unless ``create``."""
         self.url = url
         self.engine = _make_engine(url)
         self.dialect = self.engine.dialect.name
+        database = self.engine.url.database
+        if self.dialect == "sqlite" and not create and database and not os.path.exists(database):
+            self.engine.dispose()
+            raise ConfigError(
+                f"the workspace database {database} is missing",
+                hint="restore it from a backup, or check database_url in .mlwarden/config.toml",
+            )
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
