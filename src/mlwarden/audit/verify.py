@@ -13,6 +13,7 @@ from bisect import bisect_left, insort
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -112,6 +113,11 @@ def _check_events(conn: Connection, tree: RebuiltTree) -> list[Problem]:
     last_ts = ""
     future = format_ts(utcnow() + CLOCK_SKEW)
     for row in _rows(conn, _EVENT_QUERY):
+        fast = _sound_event(row, len(leaves), last_ts, future)
+        if fast is not None:
+            leaves.append(fast[0])
+            last_ts = fast[1]
+            continue
         seq, columns, stored_body, stored_leaf = row[0], row[1:-2], row[-2], row[-1]
         if seq != len(leaves):
             problems.append(Problem("event", f"events {len(leaves)}..{seq - 1} are missing (deleted?)", len(leaves)))
@@ -125,6 +131,36 @@ def _check_events(conn: Connection, tree: RebuiltTree) -> list[Problem]:
         last_ts = _check_body(problems, seq, body, columns, last_ts, future)
         leaves.append(leaf)
     return problems
+
+
+_copied = itemgetter(*_COPIED_KEYS)
+
+
+def _sound_event(row: Sequence[Any], seq: int, last_ts: str, future: str) -> tuple[bytes, str] | None:
+    """All of an event's checks in one expression, for the common case where all pass. Whenever this
+    returns None, the thorough path runs and says exactly what is wrong."""
+    body = row[-2]
+    if row[0] != seq or type(body) is not bytes:
+        return None
+    leaf = merkle.leaf_hash(body)
+    try:
+        doc = orjson.loads(body)
+        sound = (
+            leaf == row[-1]
+            and type(doc) is dict
+            and doc.keys() == encoding.FIELDS
+            and doc["v"] == encoding.FORMAT_VERSION
+            and doc["seq"] == seq
+            and _copied(doc) == tuple(row[1:-2])
+            and type(ts := doc["ts"]) is str
+            and len(ts) == _TS_LENGTH
+            and ts[-1] == "Z"
+            and last_ts <= ts <= future
+            and orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) == body
+        )
+    except (orjson.JSONDecodeError, TypeError):
+        return None
+    return (leaf, ts) if sound else None
 
 
 def _rows(conn: Connection, query: Select[*tuple[Any, ...]]) -> Iterator[Sequence[Any]]:
