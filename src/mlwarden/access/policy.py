@@ -19,6 +19,7 @@ from mlwarden.domain.events import Actor, AuthMethod, Resource
 
 class Rule(StrEnum):
     AUTHENTICATED = "any authenticated user"
+    SELF = "the user the resource belongs to"
     SELF_OR_ADMIN = "the user the resource belongs to, or a workspace admin"
     ADMIN = "a workspace admin"
     SYSTEM = "mlwarden itself"
@@ -39,6 +40,12 @@ PERMISSIONS: Mapping[Action, Rule] = {
     Action.AUDIT_VERIFY: Rule.ADMIN,
     Action.AUDIT_CHECKPOINT: Rule.ADMIN,
     Action.STORE_VERIFY: Rule.ADMIN,
+    # Only the user: an admin who enrolled someone else's authenticator would know their second factor.
+    Action.MFA_ENROLL: Rule.SELF,
+    Action.MFA_VERIFY: Rule.SELF,
+    Action.MFA_STEP_UP: Rule.SELF,
+    Action.MFA_STATUS: Rule.SELF_OR_ADMIN,
+    Action.MFA_DISABLE: Rule.SELF_OR_ADMIN,
 }
 
 
@@ -77,9 +84,12 @@ class WorkspacePolicy:
             return Decision(False, "not authenticated")
         if rule is Rule.SYSTEM:
             return Decision(False, f"{action} is done by mlwarden itself, not by users")
+        own = resource.owner is not None and resource.owner == actor.user_id
+        if rule is Rule.SELF:
+            return Decision(True, "allowed: own resource") if own else Decision(False, f"{action} needs {rule}")
         if rule is Rule.AUTHENTICATED or actor.is_admin:
             return Decision(True, f"allowed: {rule}")
-        if rule is Rule.SELF_OR_ADMIN and resource.owner is not None and resource.owner == actor.user_id:
+        if rule is Rule.SELF_OR_ADMIN and own:
             return Decision(True, "allowed: own resource")
         shown = NOT_FOUND_OR_NOT_YOURS if rule is Rule.SELF_OR_ADMIN else None
         return Decision(False, f"{action} needs {rule}", shown)

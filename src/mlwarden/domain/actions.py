@@ -22,3 +22,8 @@ class Action(StrEnum):
     AUDIT_CHECKPOINT = "audit.checkpoint"
     AUDIT_PUBLISH = "audit.publish"  # recorded only when publishing a signed checkpoint fails
     STORE_VERIFY = "store.verify"
+    MFA_ENROLL = "mfa.enroll"
+    MFA_VERIFY = "mfa.verify"
+    MFA_STEP_UP = "mfa.step_up"
+    MFA_STATUS = "mfa.status"
+    MFA_DISABLE = "mfa.disable"

@@ -90,3 +90,22 @@ audit_checkpoints = Table(
 )
 
 APPEND_ONLY_TABLES = ("audit_events", "audit_nodes", "audit_checkpoints")
+
+# -- access control (migration 0002) ------------------------------------------------------------------
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+role_bindings = Table(
+    "role_bindings",
+    metadata,
+    Column("project", String(64), ForeignKey("projects.name"), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), primary_key=True),
+    Column("role", String(32), primary_key=True),
+    Column("granted_at", String(32), nullable=False),
+)
