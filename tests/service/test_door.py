@@ -15,8 +15,9 @@ from mlwarden.audit.log import AuditLog
 from mlwarden.errors import AuthenticationError, PermissionDenied
 from mlwarden.service.door import DOOR_KIND
 from mlwarden.service.workspace import Workspace
-from mlwarden.store.tables import api_tokens, audit_events, users
+from mlwarden.store.tables import audit_events, users
 from tests.conftest import ADMIN_PASSWORD, Env
+from tests.service.access_kit import StepClock
 
 # How to call each marked method on a workspace where the admin also created user "alice".
 CALLS: dict[str, Callable[[Workspace], Any]] = {
@@ -28,6 +29,16 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     "TokenService.revoke": lambda ws: ws.tokens.revoke(ws.tokens.list("alice")[0].id),
     "AuditService.log": lambda ws: ws.audit.log(),
     "AuditService.checkpoint": lambda ws: ws.audit.checkpoint(),
+    "MfaService.enroll": lambda ws: _as_alice(ws, lambda alice: alice.mfa.enroll()),
+    "MfaService.verify": lambda ws: ws.mfa.verify(_mfa_code(ws)),
+    "MfaService.step_up": lambda ws: ws.mfa.step_up(_mfa_code(ws), "role.grant", "k"),
+    "MfaService.disable": lambda ws: ws.mfa.disable(code=_mfa_code(ws)),
+    # The sensitive ones find their TOTP step-up prepared (a step-up is an event of its own).
+    "ProjectService.create": lambda ws: ws.projects.create("p2"),
+    "RoleService.grant": lambda ws: ws.roles.grant("alice", "viewer", "fraud"),
+    "RoleService.revoke": lambda ws: ws.roles.revoke("alice", "ml_engineer", "fraud"),
+    "ApprovalService.approve": lambda ws: ws.approvals.approve(_REQUESTS[ws.root]),
+    "ApprovalService.reject": lambda ws: ws.approvals.reject(_REQUESTS[ws.root]),
 }
 
 
@@ -44,12 +55,19 @@ def marked_methods() -> dict[str, str]:
 
 
 def _service_types() -> list[Any]:
-    from mlwarden.service.auditing import AuditService
-    from mlwarden.service.stores import StoreService
-    from mlwarden.service.tokens import TokenService
-    from mlwarden.service.users import UserService
+    """Every `...Service` class of the service package, found by walking it: none can be forgotten here."""
+    import importlib
+    import pkgutil
 
-    return [object.__new__(cls) for cls in (UserService, TokenService, AuditService, StoreService)]
+    import mlwarden.service
+
+    found = []
+    for module_info in pkgutil.iter_modules(mlwarden.service.__path__):
+        module = importlib.import_module(f"mlwarden.service.{module_info.name}")
+        for name, cls in inspect.getmembers(module, inspect.isclass):
+            if name.endswith("Service") and cls.__module__ == module.__name__:
+                found.append(object.__new__(cls))
+    return found
 
 
 # Public methods that only read (authorized, never writing an event unless denied).
@@ -60,6 +78,12 @@ READS: dict[str, Callable[[Workspace], Any]] = {
     "AuditService.prove": lambda ws: ws.audit.prove(1),
     "AuditService.witness": lambda ws: ws.audit.witness(_witness_of(ws)),
     "StoreService.verify": lambda ws: ws.store.verify(),
+    "MfaService.status": lambda ws: ws.mfa.status(),
+    "ProjectService.list": lambda ws: ws.projects.list(),
+    "RoleService.list": lambda ws: ws.roles.list("fraud"),
+    "ApprovalService.list": lambda ws: ws.approvals.list("fraud"),
+    "ApprovalService.show": lambda ws: ws.approvals.show(_REQUESTS[ws.root]),
+    "ApprovalService.valid": lambda ws: ws.approvals.valid(_REQUESTS[ws.root], "sha256:" + "0" * 64),
     "Workspace.whoami": lambda ws: ws.whoami(),
 }
 NOT_OPERATIONS = {"Workspace.close"}
@@ -87,7 +111,8 @@ def test_every_public_service_method_is_classified() -> None:
 
 
 @pytest.mark.parametrize("method", sorted(READS))
-def test_reads_write_no_event(admin: Workspace, method: str) -> None:
+def test_reads_write_no_event(admin: Workspace, method: str, clock: StepClock) -> None:
+    _prepare(admin)
     _witness_of(admin)
     before = _event_count(admin)
     READS[method](admin)
@@ -101,11 +126,72 @@ def _event_count(ws: Workspace) -> int:
 
 def _prepare(ws: Workspace) -> None:
     ws.users.add("alice")
-    ws.tokens.create("first", user="alice")
+    _ALICE_TOKENS[ws.root] = ws.tokens.create("first", user="alice").plaintext
+    _prepare_mfa(ws)
+    _prepare_access(ws)
+
+
+_REQUESTS: dict[Any, str] = {}
+
+
+def _prepare_access(ws: Workspace) -> None:
+    """Project "fraud" where alice is an ml_engineer, a pending request by alice that needs an admin,
+    and the admin's step-ups for the sensitive calls above."""
+    from mlwarden.access.policy import step_up_key
+    from mlwarden.access.roles import Role
+    from mlwarden.domain.events import Resource
+    from mlwarden.service.approvals import load_request, open_request
+    from mlwarden.service.roles import binding_resource
+
+    ws.projects.create("fraud")
+    ws.roles.grant("alice", "ml_engineer", "fraud", totp=_mfa_code(ws))
+    with ws._ctx.db.write() as conn:
+        alice = conn.execute(select(users.c.id).where(users.c.name == "alice")).scalar_one()
+        request = open_request(
+            conn, kind="test.change", project="fraud", resource=Resource("model", "m", "fraud"),
+            digest="sha256:" + "0" * 64, author_id=alice, required_role=Role.ADMIN,
+        )  # fmt: skip
+        approval_key = step_up_key(load_request(conn, request).resource())
+    _REQUESTS[ws.root] = request
+    for action, key in (
+        ("role.grant", step_up_key(binding_resource("fraud", "alice", Role.VIEWER))),
+        ("role.revoke", step_up_key(binding_resource("fraud", "alice", Role.ML_ENGINEER))),
+        ("approval.approve", approval_key),
+    ):
+        ws.mfa.step_up(_mfa_code(ws), action, key)
+
+
+# MFA: the admin has a confirmed factor (on a test clock, one step past the code that confirmed it).
+_ALICE_TOKENS: dict[Any, str] = {}
+_ENROLLED: dict[Any, Any] = {}
+
+
+def _prepare_mfa(ws: Workspace) -> None:
+    _ENROLLED[ws.root] = ws.mfa.enroll()
+    ws.mfa.verify(_mfa_code(ws))
+
+
+def _mfa_code(ws: Workspace) -> str:
+    """A fresh code: the (patched) MFA clock moves to the next 30 s step first."""
+    import pyotp
+
+    from mlwarden.service import mfa
+
+    clock = mfa.now
+    assert isinstance(clock, StepClock), "request the clock fixture"
+    clock.advance()
+    return pyotp.TOTP(_ENROLLED[ws.root].secret).at(clock.now)
+
+
+def _as_alice(ws: Workspace, call: Callable[[Workspace], Any]) -> Any:
+    from mlwarden.service.workspace import open_workspace
+
+    with open_workspace(ws.root, token=_ALICE_TOKENS[ws.root]) as alice:
+        return call(alice)
 
 
 @pytest.mark.parametrize("method", sorted(CALLS))
-def test_each_door_method_writes_exactly_one_event(admin: Workspace, method: str) -> None:
+def test_each_door_method_writes_exactly_one_event(admin: Workspace, method: str, clock: StepClock) -> None:
     _prepare(admin)
     before = _event_count(admin)
     CALLS[method](admin)
@@ -117,7 +203,7 @@ def test_each_door_method_writes_exactly_one_event(admin: Workspace, method: str
 
 @pytest.mark.parametrize("method", sorted(CALLS))
 def test_a_failure_after_the_change_rolls_back_change_and_event(
-    admin: Workspace, method: str, monkeypatch: pytest.MonkeyPatch
+    admin: Workspace, method: str, monkeypatch: pytest.MonkeyPatch, clock: StepClock
 ) -> None:
     _prepare(admin)
     snapshot = _state(admin)
@@ -133,15 +219,21 @@ def test_a_failure_after_the_change_rolls_back_change_and_event(
 
 
 def _state(ws: Workspace) -> tuple[Any, ...]:
+    """Every row of every table but the audit log's, and the log's length."""
+    from mlwarden.store.tables import metadata
+
     with ws._ctx.db.read() as conn:
-        return (
-            conn.execute(select(users).order_by(users.c.id)).all(),
-            conn.execute(select(api_tokens).order_by(api_tokens.c.id)).all(),
-            conn.execute(select(func.count()).select_from(audit_events)).scalar_one(),
-        )
+        rows = [
+            sorted(map(tuple, conn.execute(select(table)).all()), key=repr)
+            for name, table in sorted(metadata.tables.items())
+            if not name.startswith("audit_")
+        ]
+        return (*rows, conn.execute(select(func.count()).select_from(audit_events)).scalar_one())
 
 
-def test_denied_attempt_is_audited_with_reason_and_changes_nothing(env: Env, admin: Workspace) -> None:
+def test_denied_attempt_is_audited_with_reason_and_changes_nothing(
+    env: Env, admin: Workspace, clock: StepClock
+) -> None:
     _prepare(admin)
     alice_token = admin.tokens.create("laptop", user="alice").plaintext
     with env.open(alice_token) as alice:
@@ -154,7 +246,7 @@ def test_denied_attempt_is_audited_with_reason_and_changes_nothing(env: Env, adm
     assert "mallory" not in [u.name for u in admin.users.list()]
 
 
-def test_user_cannot_touch_another_users_tokens(env: Env, admin: Workspace) -> None:
+def test_user_cannot_touch_another_users_tokens(env: Env, admin: Workspace, clock: StepClock) -> None:
     _prepare(admin)
     admin.users.add("bob")
     bob_token = admin.tokens.create("b", user="bob").plaintext
@@ -190,7 +282,7 @@ def test_reads_that_hand_out_content_are_audited(admin: Workspace) -> None:
     assert reads[0].record.details["returned"] == reads[0].seq
 
 
-def test_non_admins_cannot_probe_for_what_exists(env: Env, admin: Workspace) -> None:
+def test_non_admins_cannot_probe_for_what_exists(env: Env, admin: Workspace, clock: StepClock) -> None:
     _prepare(admin)
     admin.users.add("bob")
     alice_token = admin.tokens.list("alice")[0].id

@@ -6,15 +6,17 @@ and step-up MFA arrive as another ``Authorizer`` behind the same door, without t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select
 
+from mlwarden.access.roles import PROJECT_MATRIX, STEP_UP_ACTIONS, WORKSPACE_ADMIN_ACTIONS, Role
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import Actor, AuthMethod, Resource
+from mlwarden.store.tables import role_bindings
 
 
 class Rule(StrEnum):
@@ -46,6 +48,8 @@ PERMISSIONS: Mapping[Action, Rule] = {
     Action.MFA_STEP_UP: Rule.SELF,
     Action.MFA_STATUS: Rule.SELF_OR_ADMIN,
     Action.MFA_DISABLE: Rule.SELF_OR_ADMIN,
+    Action.PROJECT_CREATE: Rule.ADMIN,
+    Action.PROJECT_LIST: Rule.AUTHENTICATED,
 }
 
 
@@ -93,3 +97,84 @@ class WorkspacePolicy:
             return Decision(True, "allowed: own resource")
         shown = NOT_FOUND_OR_NOT_YOURS if rule is Rule.SELF_OR_ADMIN else None
         return Decision(False, f"{action} needs {rule}", shown)
+
+
+StepUpCheck = Callable[[Connection, str, str, str], bool]
+"""(conn, user id, action, resource key) -> whether a fresh TOTP step-up for exactly that was consumed."""
+
+
+def step_up_key(resource: Resource) -> str:
+    """What a step-up is bound to: the resource and the digest of its content (when it has one)."""
+    return f"{resource.type}:{resource.id}@{resource.attribute('digest') or ''}"
+
+
+class RolePolicy:
+    """The one decision function: workspace rules, project roles, separation of duties, step-up.
+
+    Project-scoped actions are decided by the project roles of the actor in the project of the resource
+    (read from the resource, never from the request). Approvals also check the request's own required
+    role and author. Sensitive actions then need a step-up, consumed here, inside the change's transaction.
+    """
+
+    def __init__(self, step_up: StepUpCheck | None = None, workspace: WorkspacePolicy | None = None) -> None:
+        self.step_up = step_up
+        self.workspace = workspace or WorkspacePolicy()
+
+    def decide(self, conn: Connection, actor: Actor, action: Action, resource: Resource) -> Decision:
+        if action in PROJECT_MATRIX:
+            decision = self._project_decision(conn, actor, action, resource)
+        else:
+            decision = self.workspace.decide(conn, actor, action, resource)
+        if not decision.allowed or action not in STEP_UP_ACTIONS or actor.auth_method is AuthMethod.SYSTEM:
+            return decision
+        return self._stepped_up(conn, actor, action, resource, decision)
+
+    def _project_decision(self, conn: Connection, actor: Actor, action: Action, resource: Resource) -> Decision:
+        if actor.auth_method is AuthMethod.SYSTEM:
+            return Decision(True, "mlwarden itself")
+        if actor.user_id is None:
+            return Decision(False, "not authenticated")
+        if resource.project is None:
+            return Decision(False, f"{action} needs a project")
+        if action in (Action.APPROVAL_APPROVE, Action.APPROVAL_REJECT):
+            return self._vote_decision(conn, actor, action, resource)
+        if action in WORKSPACE_ADMIN_ACTIONS and actor.is_admin:
+            return Decision(True, "allowed: workspace admin")
+        held = roles_of(conn, actor.user_id, resource.project)
+        allowed = PROJECT_MATRIX[action]
+        if held & allowed:
+            return Decision(True, f"allowed: {', '.join(sorted(held & allowed))} in {resource.project}")
+        needed = ", ".join(sorted(allowed))
+        return Decision(False, f"{action} in project {resource.project} needs one of: {needed}", NOT_FOUND_OR_NOT_YOURS)
+
+    def _vote_decision(self, conn: Connection, actor: Actor, action: Action, resource: Resource) -> Decision:
+        # Separation of duties first: however they are connected (another role, a token, admin rights),
+        # the author of a change never votes on it.
+        if resource.attribute("author") == actor.user_id:
+            return Decision(False, "nobody approves what they authored")
+        assert actor.user_id is not None and resource.project is not None  # noqa: S101 - checked by caller
+        required = Role(resource.attribute("required_role") or Role.APPROVER)
+        if required is Role.ADMIN and actor.is_admin:
+            return Decision(True, "allowed: workspace admin, as the request requires an admin")
+        if required in roles_of(conn, actor.user_id, resource.project):
+            return Decision(True, f"allowed: {required} in {resource.project}")
+        return Decision(False, f"{action} here needs the {required} role in {resource.project}", NOT_FOUND_OR_NOT_YOURS)
+
+    def _stepped_up(
+        self, conn: Connection, actor: Actor, action: Action, resource: Resource, decision: Decision
+    ) -> Decision:
+        key = step_up_key(resource)
+        if self.step_up is not None and actor.user_id is not None and self.step_up(conn, actor.user_id, action, key):
+            return Decision(True, decision.reason + "; TOTP step-up verified")
+        return Decision(
+            False,
+            f"{action} needs a TOTP step-up for {key} within the last 5 minutes",
+            f"{action} needs a fresh TOTP code for this change (--totp CODE)",
+        )
+
+
+def roles_of(conn: Connection, user_id: str, project: str) -> frozenset[Role]:
+    rows = conn.execute(
+        select(role_bindings.c.role).where(role_bindings.c.user_id == user_id, role_bindings.c.project == project)
+    )
+    return frozenset(Role(role) for (role,) in rows)

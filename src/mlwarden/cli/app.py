@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlwarden.cli import admin_cmds, audit_cmds, identity_cmds
+from mlwarden.cli import access_cmds, admin_cmds, audit_cmds, identity_cmds, mfa_cmds
 from mlwarden.cli.common import GLOBALS
 from mlwarden.cli.demo import demo
 from mlwarden.cli.render import Output
@@ -51,6 +51,10 @@ app.add_typer(identity_cmds.user_app, name="user")
 app.add_typer(audit_cmds.audit_app, name="audit")
 app.add_typer(admin_cmds.store_app, name="store")
 app.add_typer(admin_cmds.db_app, name="db")
+app.add_typer(mfa_cmds.mfa_app, name="mfa")
+app.add_typer(access_cmds.project_app, name="project")
+app.add_typer(access_cmds.role_app, name="role")
+app.add_typer(access_cmds.approvals_app, name="approvals")
 
 
 def exit_code_for(error: MlwardenError) -> int:

@@ -63,6 +63,12 @@ class Resource:
     id: str
     project: str | None = None
     owner: UserId | None = None
+    # Facts the decision needs that are read from the resource itself (never from the request), e.g.
+    # ("author", user id) and ("required_role", "approver") of an approval request. Not audited.
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    def attribute(self, name: str) -> str | None:
+        return next((value for key, value in self.attributes if key == name), None)
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from mlwarden.access.policy import Authorizer, WorkspacePolicy
+from sqlalchemy import Connection
+
+from mlwarden.access.policy import Authorizer, RolePolicy, step_up_key
 from mlwarden.audit.checkpoint import NoteSigner
 from mlwarden.audit.keys import load_private_key
 from mlwarden.audit.log import AuditLog, CheckpointPolicy, StoredCheckpoint
@@ -35,7 +38,7 @@ def build_context(
         CheckpointPolicy(every=config.checkpoint_every, seconds=config.checkpoint_seconds),
         state=state,
     )
-    door = Door(db, log, authorizer or WorkspacePolicy())
+    door = Door(db, log, authorizer or RolePolicy(step_up=_consume_step_up))
     ctx = ServiceContext(
         paths=paths,
         config=config,
@@ -48,6 +51,27 @@ def build_context(
     )
     log.on_signed = lambda stored: publish_checkpoint(ctx, stored, paths.witness_dir(config), strict=False)
     return ctx
+
+
+def _consume_step_up(conn: Connection, user_id: str, action: str, resource_key: str) -> bool:
+    from mlwarden.service import mfa
+    from mlwarden.service.mfa_store import consume_step_up
+
+    return consume_step_up(conn, user_id, action, resource_key, mfa.now())
+
+
+def step_up_with(ctx: ServiceContext) -> Callable[[str | None, Action, Resource], None]:
+    """What a service calls with the TOTP code a caller gave for a sensitive change: verify it and
+    record a step-up bound to that action and resource (the door's decision then consumes it)."""
+
+    def step_up(code: str | None, action: Action, resource: Resource) -> None:
+        if code is None:
+            return  # the decision will say a step-up is needed
+        from mlwarden.service.mfa import MfaService
+
+        MfaService(ctx).step_up(code, action.value, step_up_key(resource))
+
+    return step_up
 
 
 def publish_checkpoint(ctx: ServiceContext, stored: StoredCheckpoint, folder: Path | None, *, strict: bool) -> None:

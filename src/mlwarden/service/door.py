@@ -51,6 +51,18 @@ class Applied(Generic[T]):
     details: dict[str, DetailValue] = field(default_factory=dict)
 
 
+class Refusal(Exception):
+    """Raised by a change when a rule about the resource's state refuses it (already voted, expired...).
+
+    The door rolls the change back, audits the attempt as denied with this reason, and raises
+    PermissionDenied: a refusal is a decision, and every decision is in the log.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class _Denied(Exception):
     def __init__(self, decision: Decision) -> None:
         super().__init__(decision.reason)
@@ -103,7 +115,10 @@ class Door:
                 decision = self.authorizer.decide(conn, actor, action, resource)
                 if not decision.allowed:
                     raise _Denied(decision)
-                yield conn, resource
+                try:
+                    yield conn, resource
+                except Refusal as refusal:
+                    raise _Denied(Decision(False, refusal.reason)) from refusal
         except _Denied as denied:
             if resource is None:  # the target itself was not found
                 resource = Resource(type=action.value.split(".")[0], id="(not found)")

@@ -18,9 +18,12 @@ from sqlalchemy import Connection, select
 from mlwarden.audit.verify import Problem
 from mlwarden.domain.actions import Action
 from mlwarden.service.users import credential_digest
-from mlwarden.store.tables import api_tokens, audit_events, users
+from mlwarden.store.tables import api_tokens, audit_events, role_bindings, users
 
 _REPLAYED = [
+    Action.ROLE_GRANT,
+    Action.ROLE_REVOKE,
+    Action.APPROVAL_APPROVE,
     Action.USER_ADD,
     Action.USER_DISABLE,
     Action.USER_SET_PASSWORD,
@@ -47,14 +50,22 @@ class _Token:
     revoked: bool = False
 
 
+@dataclass
+class _Binding:
+    seq: int
+
+
 def reconcile_credentials(conn: Connection) -> list[Problem]:
-    expected_users, expected_tokens = _replay(conn)
-    return _compare_users(conn, expected_users) + _compare_tokens(conn, expected_tokens)
-
-
-def _replay(conn: Connection) -> tuple[dict[str, _User], dict[str, _Token]]:
     people: dict[str, _User] = {}
     tokens: dict[str, _Token] = {}
+    bindings: dict[str, _Binding] = {}
+    _replay(conn, people, tokens, bindings)
+    return _compare_users(conn, people) + _compare_tokens(conn, tokens) + _compare_bindings(conn, bindings)
+
+
+def _replay(
+    conn: Connection, people: dict[str, _User], tokens: dict[str, _Token], bindings: dict[str, _Binding]
+) -> None:
     query = (
         select(audit_events.c.seq, audit_events.c.body)
         .where(audit_events.c.action.in_([a.value for a in _REPLAYED]), audit_events.c.outcome == "ok")
@@ -64,9 +75,9 @@ def _replay(conn: Connection) -> tuple[dict[str, _User], dict[str, _Token]]:
         try:
             doc = orjson.loads(body)
             _apply(doc, int(seq), people, tokens)
+            _apply_binding(doc, int(seq), bindings)
         except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
             continue  # a damaged event is reported by the log verification itself
-    return people, tokens
 
 
 def _apply(doc: dict[str, Any], seq: int, people: dict[str, _User], tokens: dict[str, _Token]) -> None:
@@ -84,6 +95,25 @@ def _apply(doc: dict[str, Any], seq: int, people: dict[str, _User], tokens: dict
             people[details["user"]].password = rehash
     elif action == Action.TOKEN_REVOKE and rid in tokens:
         tokens[rid].revoked = True
+
+
+def _apply_binding(doc: dict[str, Any], seq: int, bindings: dict[str, _Binding]) -> None:
+    """Role bindings, keyed "project/user/role": granted directly, granted by an approval, revoked."""
+    action, rid, details = doc["action"], doc["resource_id"], doc["details"]
+    if action == Action.ROLE_GRANT and not details.get("pending"):
+        bindings[rid] = _Binding(seq)
+    elif action == Action.APPROVAL_APPROVE and details.get("kind") == "role.grant" and details.get("applied"):
+        bindings[str(details["applied"]).removeprefix("role_binding:")] = _Binding(seq)
+    elif action == Action.ROLE_REVOKE:
+        bindings.pop(rid, None)
+
+
+def _compare_bindings(conn: Connection, expected: dict[str, _Binding]) -> list[Problem]:
+    query = select(role_bindings.c.project, users.c.name, role_bindings.c.role).join(
+        users, users.c.id == role_bindings.c.user_id
+    )
+    found: dict[str, dict[str, object]] = {f"{p}/{u}/{r}": {} for p, u, r in conn.execute(query)}
+    return _compare("role binding", found, expected)
 
 
 def _compare_users(conn: Connection, expected: dict[str, _User]) -> list[Problem]:
@@ -113,7 +143,7 @@ def _compare_tokens(conn: Connection, expected: dict[str, _Token]) -> list[Probl
 
 
 def _compare(
-    kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, _User | _Token]
+    kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, _User | _Token | _Binding]
 ) -> list[Problem]:
     """Rows in the database against the rows the log says must be there, field by field."""
     problems: list[Problem] = []

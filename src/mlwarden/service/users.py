@@ -31,10 +31,11 @@ class User:
     created_at: str
 
 
-def validate_user_name(name: str) -> str:
+def validate_user_name(name: str, what: str = "user name") -> str:
+    """Names of users and projects: short, lowercase, safe in paths, URLs and logs."""
     if not _NAME_RE.fullmatch(name):
         raise UsageError(
-            f"invalid user name {name!r}",
+            f"invalid {what} {name!r}",
             hint="use 1-64 characters: a lowercase letter, then lowercase letters, digits, '_', '.' or '-'",
         )
     return name

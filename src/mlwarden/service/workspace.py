@@ -14,11 +14,15 @@ from mlwarden.access.policy import Authorizer
 from mlwarden.domain.events import ANONYMOUS, Actor
 from mlwarden.errors import ConfigError
 from mlwarden.service import sessions
-from mlwarden.service.assembly import build_context
+from mlwarden.service.approvals import ApprovalService
+from mlwarden.service.assembly import build_context, step_up_with
 from mlwarden.service.auditing import AuditService
 from mlwarden.service.config import WorkspaceConfig, find_workspace
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import mutation
+from mlwarden.service.mfa import MfaService
+from mlwarden.service.projects import ProjectService
+from mlwarden.service.roles import RoleService
 from mlwarden.service.stores import StoreService
 from mlwarden.service.tokens import NewToken, TokenService, authenticate
 from mlwarden.service.users import UserService
@@ -37,6 +41,10 @@ class Workspace:
         self.tokens = TokenService(ctx)
         self.audit = AuditService(ctx)
         self.store = StoreService(ctx)
+        self.mfa = MfaService(ctx)
+        self.projects = ProjectService(ctx)
+        self.roles = RoleService(ctx, step_up_with(ctx))
+        self.approvals = ApprovalService(ctx, step_up_with(ctx))
 
     @property
     def root(self) -> Path:

@@ -109,3 +109,64 @@ role_bindings = Table(
     Column("role", String(32), primary_key=True),
     Column("granted_at", String(32), nullable=False),
 )
+
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("project", String(64), ForeignKey("projects.name"), nullable=False),
+    Column("resource_type", String(64), nullable=False),
+    Column("resource_id", Text, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("author_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("required_count", Integer, nullable=False),
+    Column("required_role", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("decided_at", String(32), nullable=True),
+    Index("ix_approval_requests_status", "project", "status"),
+)
+
+approval_votes = Table(
+    "approval_votes",
+    metadata,
+    Column("request_id", String(32), ForeignKey("approval_requests.id"), primary_key=True),
+    Column("approver_id", String(32), ForeignKey("users.id"), primary_key=True),
+    Column("decision", String(16), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("at", String(32), nullable=False),
+)
+
+# -- MFA (migration 0003) -----------------------------------------------------------------------------
+
+# One TOTP factor per user. The secret is sealed (AES-256-GCM, mlwarden.identity.sealing); last_step is
+# the last time step accepted, so each code works once (-1: none yet). locked_until is an ISO timestamp.
+mfa_factors = Table(
+    "mfa_factors",
+    metadata,
+    Column("user_id", String(32), ForeignKey("users.id"), primary_key=True),
+    Column("secret_sealed", Text, nullable=False),
+    Column("enrolled_at", String(32), nullable=False),
+    Column("confirmed", Boolean, nullable=False),
+    Column("last_step", Integer, nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", String(32), nullable=True),
+)
+
+# Step-up grants: a fresh code for one action on one resource, valid a few minutes, used at most once.
+mfa_step_ups = Table(
+    "mfa_step_ups",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", String(32), ForeignKey("users.id"), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("resource_key", Text, nullable=False),
+    Column("granted_at", String(32), nullable=False),
+    Column("expires_at", String(32), nullable=False),
+    Column("used_at", String(32), nullable=True),
+    Index("ix_mfa_step_ups_user_action", "user_id", "action"),
+)

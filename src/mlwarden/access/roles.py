@@ -1,0 +1,58 @@
+"""Project roles and the permission matrix: data, rendered into docs/access.md by a test.
+
+Least privilege: every action lists the project roles that may do it, and nothing else may. A workspace
+admin creates projects and manages role bindings everywhere, but gains no other project right from being
+an admin: to approve, they need the approver role like anyone else (and never for their own change).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+
+from mlwarden.domain.actions import Action
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    DATA_STEWARD = "data_steward"
+    ML_ENGINEER = "ml_engineer"
+    APPROVER = "approver"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+ALL_ROLES = frozenset(Role)
+# Granting these changes who can approve or administer: it needs another admin's approval.
+PRIVILEGED_ROLES = frozenset({Role.APPROVER, Role.ADMIN})
+
+# Project-scoped actions -> the roles that may do them in the resource's project. Workspace admins may
+# also do the ones in WORKSPACE_ADMIN_ACTIONS.
+PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
+    Action.ROLE_GRANT: frozenset({Role.ADMIN}),
+    Action.ROLE_REVOKE: frozenset({Role.ADMIN}),
+    Action.ROLE_LIST: ALL_ROLES,
+    Action.APPROVAL_LIST: ALL_ROLES,
+    # Who may vote is narrowed further by the request itself: its required role, never its author.
+    Action.APPROVAL_APPROVE: frozenset({Role.APPROVER, Role.ADMIN}),
+    Action.APPROVAL_REJECT: frozenset({Role.APPROVER, Role.ADMIN}),
+}
+WORKSPACE_ADMIN_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST})
+
+# Sensitive actions: they need a TOTP step-up for this action and this resource within 5 minutes.
+STEP_UP_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.APPROVAL_APPROVE})
+
+
+def matrix_markdown() -> str:
+    """The matrix as a Markdown table (docs/access.md embeds it; a test keeps the two equal)."""
+    roles = list(Role)
+    lines = [
+        "| action | " + " | ".join(roles) + " | workspace admin | step-up |",
+        "| --- | " + " | ".join("---" for _ in roles) + " | --- | --- |",
+    ]
+    for action, allowed in PROJECT_MATRIX.items():
+        cells = ["yes" if role in allowed else "" for role in roles]
+        admin = "yes" if action in WORKSPACE_ADMIN_ACTIONS else ""
+        step_up = "TOTP" if action in STEP_UP_ACTIONS else ""
+        lines.append(f"| `{action}` | " + " | ".join(cells) + f" | {admin} | {step_up} |")
+    return "\n".join(lines) + "\n"
