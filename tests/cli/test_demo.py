@@ -16,5 +16,6 @@ def test_demo_runs_and_every_control_catches_its_attack(tmp_path: Path, capsys: 
     out = capsys.readouterr().out
     assert "every control behaved as expected" in out
     assert out.count("caught it") >= 4 and "MISSED" not in out
+    assert "refused (nobody approves what they authored)" in out and "request approved" in out
     assert time.perf_counter() - started < 60
     assert (tmp_path / "demo" / "witness" / "vkey").is_file()  # --keep leaves the workspace to explore

@@ -20,6 +20,7 @@ from rich.rule import Rule
 from rich.text import Text
 
 from mlwarden.audit import merkle
+from mlwarden.cli.demo_access import four_eyes
 from mlwarden.cli.render import Output
 from mlwarden.errors import PermissionDenied
 from mlwarden.service.init import init_workspace
@@ -63,8 +64,10 @@ def _run(out: Output, base: Path) -> int:
     alice_token = _people(out, admin)
     failures += _denied_attempt(out, root, alice_token)
     _login(out, root)
+    _step(out, "5. four eyes: a new approver needs another admin, with TOTP")
+    failures += four_eyes(out, admin)
     witness = base / "witness"
-    _step(out, "5. a signed checkpoint exported to a witness folder")
+    _step(out, "6. a signed checkpoint exported to a witness folder")
     cp = admin.audit.checkpoint(export=witness)
     out.line(cp.note.rstrip("\n"))
     failures += _verify_clean(out, admin, witness)
@@ -104,7 +107,7 @@ def _login(out: Output, root: Path) -> None:
 
 
 def _verify_clean(out: Output, admin: Workspace, witness: Path) -> int:
-    _step(out, "6. the audit log; verify and witness on the untouched workspace")
+    _step(out, "7. the audit log; verify and witness on the untouched workspace")
     events = admin.audit.log()
     for event in events[-8:]:
         rec = event.record
@@ -131,7 +134,7 @@ def _tampered_copy(root: Path, base: Path, name: str) -> Path:
 
 
 def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "7. attack: an insider edits one event in the database")
+    _step(out, "8. attack: an insider edits one event in the database")
     copy = _tampered_copy(root, base, "tampered-edit")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute("DROP TRIGGER audit_events_no_update")
@@ -155,7 +158,7 @@ def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
 
 
 def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
-    _step(out, "8. attack: bob's login erased, with its token, tree and records")
+    _step(out, "9. attack: bob's login erased, with its token, tree and records")
     copy = _tampered_copy(root, base, "tampered-truncate")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         login = db.execute("SELECT seq, resource_id FROM audit_events WHERE action = 'auth.login'").fetchone()
@@ -177,7 +180,7 @@ def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: P
 
 
 def _backdoor_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "9. attack: an admin inserted straight into the database")
+    _step(out, "10. attack: an admin inserted straight into the database")
     copy = _tampered_copy(root, base, "tampered-backdoor")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute(

@@ -1,0 +1,60 @@
+"""The four-eyes step of `mlwarden demo`: a role grant that needs another admin, approved with TOTP.
+
+The demo plays the authenticator app itself: it computes the codes from the secrets enrollment shows,
+one 30 s step apart (within the window the server accepts), so it needs no waiting.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pyotp
+from rich.text import Text
+
+from mlwarden.audit.clock import utcnow
+from mlwarden.cli.render import Output
+from mlwarden.errors import PermissionDenied
+from mlwarden.service.workspace import Workspace, open_workspace
+
+
+class _App:
+    """An authenticator app: codes for the previous, current and next step, in turn, each used once."""
+
+    def __init__(self, secret: str) -> None:
+        self.totp = pyotp.TOTP(secret)
+        self.offset = -30
+
+    def code(self) -> str:
+        code = self.totp.at(utcnow() + timedelta(seconds=self.offset))
+        self.offset += 30
+        return code
+
+
+def _enrolled(ws: Workspace) -> _App:
+    app = _App(ws.mfa.enroll().secret)
+    ws.mfa.verify(app.code())
+    return app
+
+
+def four_eyes(out: Output, admin: Workspace) -> int:
+    """admin asks for bob to become an approver; admin's own approval is refused; carol approves."""
+    admin_app = _enrolled(admin)
+    admin.projects.create("fraud", "card-fraud model")
+    admin.users.add("carol", admin=True)
+    carol_token = admin.tokens.create("laptop", user="carol").plaintext
+    request = admin.roles.grant("bob", "approver", "fraud", totp=admin_app.code()).approval_request
+    out.line(f"admin asked for bob to become an approver in fraud: request {request} (needs another admin)")
+    failures = 0
+    try:
+        admin.approvals.approve(request or "", totp=admin_app.code())
+        out.line(Text("admin approved their own request: NOT refused", style="bold red"))
+        failures += 1
+    except PermissionDenied as refused:
+        out.line(Text(f"admin approving it themselves: refused ({refused.message.split(': ', 1)[-1]})", style="yellow"))
+    with open_workspace(admin.root, token=carol_token, client="demo") as carol:
+        approved = carol.approvals.approve(request or "", totp=_enrolled(carol).code(), comment="four eyes")
+        roles = [(b.user, b.role) for b in carol.roles.list("fraud")]
+    ok = approved.status == "approved" and ("bob", "approver") in roles
+    style = "green" if ok else "bold red"
+    out.line(Text(f"carol approved with a TOTP step-up: request {approved.status}; fraud roles {roles}", style=style))
+    return failures + (0 if ok else 1)
