@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
+
+from mlwarden.errors import ConfigError, NotFound
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
@@ -34,5 +37,34 @@ def fsync_dir(folder: Path) -> None:
         return
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_owner_only(path: Path, *, what: str, limit: int, missing_hint: str, exposed_hint: str) -> bytes:
+    """Read at most ``limit`` + 1 bytes of a secret file that only its owner may read.
+
+    O_NONBLOCK: a FIFO planted at the path must not hang us; fstat then checks what was opened, not
+    whatever the path names a moment later. Raises NotFound when missing, ConfigError when it is not a
+    regular file or group/world-accessible.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise NotFound(f"{what} {path} does not exist", hint=missing_hint) from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{what} {path} is not a regular file")
+        if mode & 0o077:
+            raise ConfigError(
+                f"{what} {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o})",
+                hint=f"run `chmod 600 {path}`; {exposed_hint}",
+            )
+        chunks: list[bytes] = []
+        while (chunk := os.read(fd, limit + 1)) and sum(map(len, chunks)) <= limit:
+            chunks.append(chunk)
+        return b"".join(chunks)
     finally:
         os.close(fd)

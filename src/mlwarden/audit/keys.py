@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from mlwarden.errors import AlreadyExists, ConfigError, NotFound
+from mlwarden.errors import AlreadyExists, ConfigError
+from mlwarden.fsutil import read_owner_only
 
 _MAX_KEY_FILE_BYTES = 64 * 1024
 
@@ -45,33 +45,6 @@ def save_private_key(key: Ed25519PrivateKey, path: Path) -> None:
         raise
 
 
-def _read_owner_only_file(path: Path) -> bytes:
-    # O_NONBLOCK: a FIFO planted at the key path must not hang us; fstat then checks what we opened,
-    # not whatever the path names a moment later.
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise NotFound(f"signing key {path} does not exist", hint="check the workspace's key path") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"signing key {path} is not a regular file")
-        if mode & 0o077:
-            raise ConfigError(
-                f"signing key {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o})",
-                hint=f"run `chmod 600 {path}`; if others could read it, treat the key as exposed",
-            )
-        chunks: list[bytes] = []
-        while chunk := os.read(fd, _MAX_KEY_FILE_BYTES):
-            chunks.append(chunk)
-            if sum(map(len, chunks)) > _MAX_KEY_FILE_BYTES:
-                break  # too big to be a key; parsing below fails
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def load_private_key(path: Path) -> Ed25519PrivateKey:
     """Read an Ed25519 private key written by ``save_private_key``.
 
@@ -79,7 +52,13 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     world-accessible (a leaked log key lets anyone sign checkpoints), not a regular file, or not an
     unencrypted Ed25519 PEM key.
     """
-    data = _read_owner_only_file(path)
+    data = read_owner_only(
+        path,
+        what="signing key",
+        limit=_MAX_KEY_FILE_BYTES,
+        missing_hint="check the workspace's key path",
+        exposed_hint="if others could read it, treat the key as exposed",
+    )
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):

@@ -25,13 +25,13 @@ import base64
 import binascii
 import os
 import secrets
-import stat
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mlwarden.errors import ConfigError, IntegrityError, NotFound
+from mlwarden.fsutil import read_owner_only
 
 KEY_FILE = "keys/secrets.key"  # relative to the workspace's .mlwarden folder
 KEY_BYTES = 32
@@ -116,27 +116,13 @@ def _create_key(path: Path) -> None:
 
 
 def _read_key(path: Path) -> bytes:
-    # O_NONBLOCK: a FIFO planted at the path must not hang us; fstat checks what was opened.
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-    try:
-        fd = os.open(path, flags)
-    except FileNotFoundError:
-        raise NotFound(
-            f"the secrets key {path} does not exist",
-            hint="restore it from the backup made with the database; without it enrolled factors cannot be checked",
-        ) from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise ConfigError(f"the secrets key {path} is not a regular file")
-        if mode & 0o077:
-            raise ConfigError(
-                f"the secrets key {path} is accessible by group or others (mode {stat.S_IMODE(mode):04o})",
-                hint=f"run `chmod 600 {path}`; if others could read it, have every user enroll their factor again",
-            )
-        key = os.read(fd, KEY_BYTES + 1)
-    finally:
-        os.close(fd)
+    key = read_owner_only(
+        path,
+        what="the secrets key",
+        limit=KEY_BYTES,
+        missing_hint="restore it from the backup made with the database; without it enrolled factors cannot be checked",
+        exposed_hint="if others could read it, have every user enroll their factor again",
+    )
     if len(key) != KEY_BYTES:
         raise ConfigError(f"the secrets key {path} does not hold {KEY_BYTES} bytes", hint="restore it from a backup")
     return key
