@@ -101,7 +101,12 @@ def test_other_users_factors_are_for_admins_to_see_and_reset(
     monkeypatch.delenv("MLWARDEN_TOKEN")
 
     assert cli.json("mfa", "status", "--user", "alice")["confirmed"] is True
-    assert cli.json("mfa", "disable", "--user", "alice") == {"user": "alice", "disabled": True}
+    assert cli.json("mfa", "disable", "--user", "alice", expect=3)["error"]["type"] == "PermissionDenied"
+    root = _enrollment(cli.json("mfa", "enroll"))
+    cli.json("mfa", "verify", code(root, clock.now))
+    clock.advance(30)
+    reset = cli.json("mfa", "disable", "--user", "alice", "--code", code(root, clock.now))
+    assert reset == {"user": "alice", "disabled": True}
     rc, out, _ = cli.run("mfa", "status", "--user", "alice")
     assert rc == 0 and "alice: not enrolled" in out
     events = cli.json("audit", "log", "--action", "mfa.disable")

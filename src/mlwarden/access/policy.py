@@ -125,7 +125,9 @@ class RolePolicy:
             decision = self._project_decision(conn, actor, action, resource)
         else:
             decision = self.workspace.decide(conn, actor, action, resource)
-        if not decision.allowed or action not in STEP_UP_ACTIONS or actor.auth_method is AuthMethod.SYSTEM:
+        # Resetting someone else's second factor is sensitive too (your own needs your current code).
+        sensitive = action in STEP_UP_ACTIONS or (action is Action.MFA_DISABLE and resource.owner != actor.user_id)
+        if not decision.allowed or not sensitive or actor.auth_method is AuthMethod.SYSTEM:
             return decision
         return self._stepped_up(conn, actor, action, resource, decision)
 

@@ -93,7 +93,10 @@ def mfa_status(user: UserOption = None, json_mode: JsonOption = False) -> None:
 @mfa_app.command("disable")
 def mfa_disable(
     user: UserOption = None,
-    code: Annotated[str | None, typer.Option("--code", help="A current code (needed for your own factor).")] = None,
+    code: Annotated[
+        str | None,
+        typer.Option("--code", help="Your current code: for your own factor, or your step-up to reset another's."),
+    ] = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Remove an authenticator: your own with a current code, or another user's as an admin."""

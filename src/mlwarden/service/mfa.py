@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, func, insert, select, update
 
+from mlwarden.access.policy import step_up_key
 from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import DetailValue, Resource, UserId
@@ -269,7 +270,8 @@ class MfaService:
     @mutation
     def disable(self, user: str | None = None, code: str | None = None) -> None:
         """Remove a factor and revoke its open step-up grants. Your own needs a current code (a stolen
-        token alone must not remove the second factor); an admin resets anyone else's without one."""
+        token alone must not remove the second factor); an admin resets anyone else's with a step-up:
+        ``code`` is then the admin's own current code."""
         actor = self._ctx.actor
         name = self._subject(user)
         if actor.user_id is not None and name == actor.name:
@@ -283,11 +285,11 @@ class MfaService:
 
             self._with_code(Action.MFA_DISABLE, name, code, then, confirmed_only=False)
             return
+        if code is not None:  # the admin's own code: a step-up for exactly this reset
+            self.step_up(code, Action.MFA_DISABLE.value, step_up_key(Resource("mfa", name)))
         now = self._clock()
 
         def apply(conn: Connection) -> Applied[None]:
-            if code is not None:
-                raise UsageError("--code is for your own factor", hint="an admin resets another user's without one")
             factor = require_factor(conn, find_user(conn, name).id, name)
             return _removed(conn, factor, now, details={"reset_by_admin": True})
 
