@@ -538,3 +538,24 @@ def test_no_secret_or_code_is_stored_or_audited_in_clear(env: Env, people: Peopl
         bodies = [bytes(b) for b in conn.execute(select(audit_events.c.body)).scalars()]
     assert any(b'"mfa.step_up"' in body for body in bodies)
     assert_nothing_in_clear(_database_text(env, people.admin) + bodies, secret_forms(enrollment), codes)
+
+
+def test_verify_reconciles_totp_factors(env: Env, people: People) -> None:
+    """A database writer who removes or swaps someone's factor behind the log's back is named by verify."""
+    from sqlalchemy import delete, select, update
+
+    from mlwarden.store.tables import mfa_factors, users
+
+    mfa = people.mfa(people.alice)
+    enrollment = mfa.enroll()
+    mfa.verify(code(enrollment, T0))
+    assert people.admin.audit.verify().ok
+    with people.admin._ctx.db.engine.begin() as conn:
+        alice = conn.execute(select(users.c.id).where(users.c.name == "alice")).scalar_one()
+        conn.execute(update(mfa_factors).where(mfa_factors.c.user_id == alice).values(confirmed=False))
+    messages = [p.message for p in people.admin.audit.verify().problems if p.kind == "state"]
+    assert any("TOTP factor of 'alice': confirmed" in m for m in messages)
+    with people.admin._ctx.db.engine.begin() as conn:
+        conn.execute(delete(mfa_factors).where(mfa_factors.c.user_id == alice))
+    messages = [p.message for p in people.admin.audit.verify().problems if p.kind == "state"]
+    assert any("TOTP factor of 'alice'" in m and "missing from the database" in m for m in messages)

@@ -9,7 +9,7 @@ gives the tables as they must be, and `audit verify` reports every row that diff
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -18,9 +18,12 @@ from sqlalchemy import Connection, select
 from mlwarden.audit.verify import Problem
 from mlwarden.domain.actions import Action
 from mlwarden.service.users import credential_digest
-from mlwarden.store.tables import api_tokens, audit_events, role_bindings, users
+from mlwarden.store.tables import api_tokens, audit_events, mfa_factors, role_bindings, users
 
 _REPLAYED = [
+    Action.MFA_ENROLL,
+    Action.MFA_VERIFY,
+    Action.MFA_DISABLE,
     Action.ROLE_GRANT,
     Action.ROLE_REVOKE,
     Action.APPROVAL_APPROVE,
@@ -55,17 +58,35 @@ class _Binding:
     seq: int
 
 
+@dataclass
+class _Factor:
+    seq: int
+    secret: str | None
+    confirmed: bool = False
+
+
+@dataclass
+class _Expected:
+    """The credential tables as the log says they must be."""
+
+    people: dict[str, _User] = field(default_factory=dict)
+    tokens: dict[str, _Token] = field(default_factory=dict)
+    bindings: dict[str, _Binding] = field(default_factory=dict)
+    factors: dict[str, _Factor] = field(default_factory=dict)
+
+
 def reconcile_credentials(conn: Connection) -> list[Problem]:
-    people: dict[str, _User] = {}
-    tokens: dict[str, _Token] = {}
-    bindings: dict[str, _Binding] = {}
-    _replay(conn, people, tokens, bindings)
-    return _compare_users(conn, people) + _compare_tokens(conn, tokens) + _compare_bindings(conn, bindings)
+    expected = _replay(conn)
+    return (
+        _compare_users(conn, expected.people)
+        + _compare_tokens(conn, expected.tokens)
+        + _compare_bindings(conn, expected.bindings)
+        + _compare_factors(conn, expected.factors)
+    )
 
 
-def _replay(
-    conn: Connection, people: dict[str, _User], tokens: dict[str, _Token], bindings: dict[str, _Binding]
-) -> None:
+def _replay(conn: Connection) -> _Expected:
+    expected = _Expected()
     query = (
         select(audit_events.c.seq, audit_events.c.body)
         .where(audit_events.c.action.in_([a.value for a in _REPLAYED]), audit_events.c.outcome == "ok")
@@ -74,10 +95,12 @@ def _replay(
     for seq, body in conn.execute(query):
         try:
             doc = orjson.loads(body)
-            _apply(doc, int(seq), people, tokens)
-            _apply_binding(doc, int(seq), bindings)
+            _apply(doc, int(seq), expected.people, expected.tokens)
+            _apply_binding(doc, int(seq), expected.bindings)
+            _apply_factor(doc, int(seq), expected.factors)
         except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
             continue  # a damaged event is reported by the log verification itself
+    return expected
 
 
 def _apply(doc: dict[str, Any], seq: int, people: dict[str, _User], tokens: dict[str, _Token]) -> None:
@@ -106,6 +129,28 @@ def _apply_binding(doc: dict[str, Any], seq: int, bindings: dict[str, _Binding])
         bindings[str(details["applied"]).removeprefix("role_binding:")] = _Binding(seq)
     elif action == Action.ROLE_REVOKE:
         bindings.pop(rid, None)
+
+
+def _apply_factor(doc: dict[str, Any], seq: int, factors: dict[str, _Factor]) -> None:
+    """TOTP factors, keyed by user name: enrolled (the sealed secret's digest), confirmed, removed."""
+    action, name, details = doc["action"], doc["resource_id"], doc["details"]
+    if action == Action.MFA_ENROLL:
+        factors[name] = _Factor(seq, doc["digest_after"])
+    elif action == Action.MFA_VERIFY and details.get("confirmed_enrollment") and name in factors:
+        factors[name].confirmed = True
+    elif action == Action.MFA_DISABLE:
+        factors.pop(name, None)
+
+
+def _compare_factors(conn: Connection, expected: dict[str, _Factor]) -> list[Problem]:
+    query = select(users.c.name, mfa_factors.c.secret_sealed, mfa_factors.c.confirmed).join(
+        users, users.c.id == mfa_factors.c.user_id
+    )
+    found: dict[str, dict[str, object]] = {
+        name: {"secret": credential_digest(sealed), "confirmed": bool(confirmed)}
+        for name, sealed, confirmed in conn.execute(query)
+    }
+    return _compare("TOTP factor of", found, expected)
 
 
 def _compare_bindings(conn: Connection, expected: dict[str, _Binding]) -> list[Problem]:
@@ -143,7 +188,7 @@ def _compare_tokens(conn: Connection, expected: dict[str, _Token]) -> list[Probl
 
 
 def _compare(
-    kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, _User | _Token | _Binding]
+    kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, _User | _Token | _Binding | _Factor]
 ) -> list[Problem]:
     """Rows in the database against the rows the log says must be there, field by field."""
     problems: list[Problem] = []
@@ -152,9 +197,9 @@ def _compare(
         if want is None:
             problems.append(Problem("state", f"{kind} {key!r} is in the database but no audit event created it"))
             continue
-        for field, value in fields.items():
-            if getattr(want, field) != value:
-                message = f"{kind} {key!r}: {field} in the database differs from the audit log (seq {want.seq})"
+        for name, value in fields.items():
+            if getattr(want, name) != value:
+                message = f"{kind} {key!r}: {name} in the database differs from the audit log (seq {want.seq})"
                 problems.append(Problem("state", message, want.seq))
     problems.extend(
         Problem("state", f"{kind} {key!r} (created at seq {want.seq}) is missing from the database", want.seq)
