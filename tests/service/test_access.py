@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mlwarden.errors import AuthenticationError, PermissionDenied, UsageError
+from mlwarden.errors import AlreadyExists, AuthenticationError, PermissionDenied, UsageError
 from mlwarden.service.approvals import open_request
 from mlwarden.service.workspace import Workspace
 from tests.conftest import Env
@@ -216,3 +216,18 @@ def test_verify_reconciles_role_bindings(team: dict[str, Person]) -> None:
         conn.execute(insert(role_bindings).values(project="fraud", user_id=alice_id, role="approver", granted_at="x"))
     problems = [p.message for p in root.ws.audit.verify().problems if p.kind == "state"]
     assert problems == ["role binding 'fraud/alice/approver' is in the database but no audit event created it"]
+
+
+def test_small_rules_of_grants_and_lists(team: dict[str, Person]) -> None:
+    root, carol = team["root"], team["carol"]
+    with pytest.raises(AlreadyExists):  # already an approver: no request that could never be applied
+        root.ws.roles.grant("bob", "approver", "fraud", totp=root.code())
+    granted = next(b for b in root.ws.roles.list("fraud") if (b.user, b.role) == ("alice", "ml_engineer"))
+    revoked = root.ws.roles.revoke("alice", "ml_engineer", "fraud", totp=root.code())
+    assert revoked.granted_at == granted.granted_at  # the binding that was removed, as it was
+    everything = carol.ws.approvals.list()  # a workspace admin may list every project's requests
+    assert {r.project for r in everything} == {"fraud", "other"}
+    request = _request(team["alice"], count=1)
+    before = len(root.ws.audit.log())
+    team["bob"].ws.approvals.reject(request, totp=team["bob"].code(), comment="no")  # no step-up needed
+    assert len(root.ws.audit.log()) == before + 2  # the reject and the previous query, no step-up event

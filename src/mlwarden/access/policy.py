@@ -136,6 +136,8 @@ class RolePolicy:
             return Decision(True, "mlwarden itself")
         if actor.user_id is None:
             return Decision(False, "not authenticated")
+        if action in WORKSPACE_ADMIN_ACTIONS and actor.is_admin and resource.project is None:
+            return Decision(True, "allowed: workspace admin, all projects")
         if resource.project is None:
             return Decision(False, f"{action} needs a project")
         if action in (Action.APPROVAL_APPROVE, Action.APPROVAL_REJECT):
@@ -171,7 +173,7 @@ class RolePolicy:
         return Decision(
             False,
             f"{action} needs a TOTP step-up for {key} within the last 5 minutes",
-            f"{action} needs a fresh TOTP code for this change (--totp CODE)",
+            f"{action} needs a fresh TOTP code for this change (a step-up)",
         )
 
 

@@ -63,9 +63,9 @@ def _run(out: Output, base: Path) -> int:
     admin = open_workspace(root, token=init.token.plaintext, client="demo")
     alice_token = _people(out, admin)
     failures += _denied_attempt(out, root, alice_token)
-    _login(out, root)
-    _step(out, "5. four eyes: a new approver needs another admin, with TOTP")
+    _step(out, "4. four eyes: a new approver needs another admin, with TOTP")
     failures += four_eyes(out, admin)
+    _login(out, root)
     witness = base / "witness"
     _step(out, "6. a signed checkpoint exported to a witness folder")
     cp = admin.audit.checkpoint(export=witness)
@@ -100,7 +100,7 @@ def _denied_attempt(out: Output, root: Path, alice_token: str) -> int:
 
 
 def _login(out: Output, root: Path) -> None:
-    _step(out, "4. bob logs in with his password (argon2id), gets a token")
+    _step(out, "5. bob logs in with his password (argon2id), gets a token")
     with open_workspace(root, client="demo") as anonymous:
         token = anonymous.login("bob", DEMO_PASSWORD)
     out.line(f"bob logged in; token {token.info.id}")

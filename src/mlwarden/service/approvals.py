@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from mlwarden.access.roles import Role
+from mlwarden.access.roles import STEP_UP_ACTIONS, Role
 from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import DetailValue, Resource, UserId
@@ -168,7 +168,7 @@ class ApprovalService:
         self._step_up = step_up
 
     def list(self, project: str | None = None, status: str | None = None) -> list[ApprovalRequest]:
-        """Requests in a project (pending first when no status is given)."""
+        """Requests of a project (of every project, for a workspace admin), oldest first."""
 
         def fetch(conn: Connection) -> list[ApprovalRequest]:
             query = select(approval_requests.c.id).order_by(approval_requests.c.created_at)
@@ -207,7 +207,7 @@ class ApprovalService:
                 known = load_request(conn, request_id)
             except NotFound:
                 known = None
-        if known is not None and totp is not None:
+        if known is not None and totp is not None and action in STEP_UP_ACTIONS:
             self._step_up(totp, action, known.resource())
 
         def target(conn: Connection) -> Resource:

@@ -51,13 +51,21 @@ def binding_resource(project: str, user: str, role: Role) -> Resource:
     return Resource("role_binding", f"{project}/{user}/{role.value}", project, attributes=(("digest", digest),))
 
 
+def _held(conn: Connection, project: str, user: str, role: Role) -> Binding | None:
+    """The binding as it stands, or None."""
+    person = find_user(conn, user)
+    granted_at = conn.execute(
+        select(role_bindings.c.granted_at).where(
+            role_bindings.c.project == project, role_bindings.c.user_id == person.id, role_bindings.c.role == role.value
+        )
+    ).scalar()
+    return None if granted_at is None else Binding(project, user, role.value, granted_at)
+
+
 def _insert_binding(conn: Connection, project: str, user: str, role: Role) -> Binding:
     person = find_user(conn, user)
-    exists = select(role_bindings.c.role).where(
-        role_bindings.c.project == project, role_bindings.c.user_id == person.id, role_bindings.c.role == role.value
-    )
-    if conn.execute(exists).first() is not None:
-        raise AlreadyExists(f"{user} already holds {role.value} in {project}")
+    if _held(conn, project, user, role) is not None:
+        raise Refusal(f"{user} already holds {role.value} in {project}")
     binding = Binding(project=project, user=user, role=role.value, granted_at=format_ts(utcnow()))
     conn.execute(
         insert(role_bindings).values(project=project, user_id=person.id, role=role.value, granted_at=binding.granted_at)
@@ -96,6 +104,8 @@ class RoleService:
 
         def apply(conn: Connection) -> Applied[GrantResult]:
             details: dict[str, DetailValue] = {"user": user, "role": wanted.value, "project": project}
+            if _held(conn, project, user, wanted) is not None:
+                raise AlreadyExists(f"{user} already holds {wanted.value} in {project}")
             if wanted not in PRIVILEGED_ROLES:
                 binding = _insert_binding(conn, project, user, wanted)
                 return Applied(GrantResult(binding, None), digest_after=resource.attribute("digest"), details=details)
@@ -127,6 +137,7 @@ class RoleService:
 
         def apply(conn: Connection) -> Applied[Binding]:
             person = find_user(conn, user)
+            held = _held(conn, project, user, wanted)
             removed = conn.execute(
                 delete(role_bindings).where(
                     role_bindings.c.project == project,
@@ -136,9 +147,9 @@ class RoleService:
             )
             if removed.rowcount != 1:
                 raise NotFound(f"{user} holds no {wanted.value} role in {project}")
-            binding = Binding(project=project, user=user, role=wanted.value, granted_at=format_ts(utcnow()))
+            assert held is not None  # noqa: S101 - the row just deleted
             details: dict[str, DetailValue] = {"user": user, "role": wanted.value, "project": project}
-            return Applied(binding, digest_before=resource.attribute("digest"), details=details)
+            return Applied(held, digest_before=resource.attribute("digest"), details=details)
 
         return self._ctx.door.run(self._ctx.actor, Action.ROLE_REVOKE, target, apply)
 
