@@ -16,6 +16,8 @@ approvals_app = typer.Typer(help="Approval requests: list, show, approve, reject
 
 ProjectOption = Annotated[str, typer.Option("--project", "-p", help="The project.")]
 TotpOption = Annotated[str | None, typer.Option("--totp", help="A fresh TOTP code (step-up for this change).")]
+UserArgument = Annotated[str, typer.Argument(help="Who.")]
+RoleArgument = Annotated[str, typer.Argument(help="viewer, data_steward, ml_engineer, approver, auditor or admin.")]
 CommentOption = Annotated[str | None, typer.Option("--comment", help="Why (kept with the vote).")]
 
 
@@ -46,8 +48,8 @@ def project_list(json_mode: JsonOption = False) -> None:
 
 @role_app.command("grant")
 def role_grant(
-    user: Annotated[str, typer.Argument(help="Who.")],
-    role: Annotated[str, typer.Argument(help="viewer, data_steward, ml_engineer, approver, auditor or admin.")],
+    user: UserArgument,
+    role: RoleArgument,
     project: ProjectOption,
     totp: TotpOption = None,
     json_mode: JsonOption = False,
@@ -66,8 +68,8 @@ def role_grant(
 
 @role_app.command("revoke")
 def role_revoke(
-    user: Annotated[str, typer.Argument(help="Who.")],
-    role: Annotated[str, typer.Argument(help="The role to take away.")],
+    user: UserArgument,
+    role: RoleArgument,
     project: ProjectOption,
     totp: TotpOption = None,
     json_mode: JsonOption = False,
