@@ -153,12 +153,11 @@ def approvals_approve(
 @approvals_app.command("reject")
 def approvals_reject(
     request_id: Annotated[str, typer.Argument(help="The request id.")],
-    totp: TotpOption = None,
     comment: CommentOption = None,
     json_mode: JsonOption = False,
 ) -> None:
-    """Reject a request."""
+    """Reject a request (closes it at once; never your own)."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
-        request = ws.approvals.reject(request_id, totp=totp, comment=comment)
+        request = ws.approvals.reject(request_id, comment=comment)
     _show(out, request, json_mode)

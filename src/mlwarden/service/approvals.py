@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from mlwarden.access.roles import STEP_UP_ACTIONS, Role
+from mlwarden.access.roles import Role
 from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.actions import Action
 from mlwarden.domain.events import DetailValue, Resource, UserId
@@ -195,9 +195,9 @@ class ApprovalService:
         return self._vote(Action.APPROVAL_APPROVE, APPROVED, request_id, totp, comment)
 
     @mutation
-    def reject(self, request_id: str, *, totp: str | None = None, comment: str | None = None) -> ApprovalRequest:
-        """Reject a request: it is closed at once."""
-        return self._vote(Action.APPROVAL_REJECT, REJECTED, request_id, totp, comment)
+    def reject(self, request_id: str, *, comment: str | None = None) -> ApprovalRequest:
+        """Reject a request: it is closed at once (saying no needs no step-up)."""
+        return self._vote(Action.APPROVAL_REJECT, REJECTED, request_id, None, comment)
 
     def _vote(
         self, action: Action, decision: str, request_id: str, totp: str | None, comment: str | None
@@ -207,7 +207,7 @@ class ApprovalService:
                 known = load_request(conn, request_id)
             except NotFound:
                 known = None
-        if known is not None and totp is not None and action in STEP_UP_ACTIONS:
+        if known is not None and totp is not None:
             self._step_up(totp, action, known.resource())
 
         def target(conn: Connection) -> Resource:
