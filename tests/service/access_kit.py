@@ -38,11 +38,14 @@ class Person:
         return pyotp.TOTP(self.secret).at(self.clock.now)
 
 
-def person(env: Env, admin: Workspace, clock: StepClock, name: str, *, is_admin: bool = False) -> Person:
-    """A user (added by the admin fixture's workspace) with a confirmed authenticator."""
+def person(
+    env: Env, admin: Workspace, clock: StepClock, name: str, *, is_admin: bool = False, by: Person | None = None
+) -> Person:
+    """A user (added by the admin fixture's workspace) with a confirmed authenticator. Making an admin
+    (and minting their token) takes step-ups: ``by`` is the enrolled admin who gives them."""
     if name != "admin":
-        admin.users.add(name, admin=is_admin)
-        token = admin.tokens.create("tests", user=name).plaintext
+        admin.users.add(name, admin=is_admin, totp=by.code() if is_admin and by else None)
+        token = admin.tokens.create("tests", user=name, totp=by.code() if is_admin and by else None).plaintext
         ws = env.open(token)
     else:
         ws = env.open()

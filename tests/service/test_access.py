@@ -17,11 +17,11 @@ from tests.service.access_kit import Person, StepClock, person
 def team(env: Env, admin: Workspace, clock: StepClock) -> Iterator[dict[str, Person]]:
     """Project "fraud": root (admin) and carol (second admin), alice (ml_engineer), bob and dan (approvers),
     erin (auditor); project "other": olga (admin of it)."""
+    root = person(env, admin, clock, "admin")
     people = {
-        name: person(env, admin, clock, name, is_admin=name == "carol")
+        name: person(env, admin, clock, name, is_admin=name == "carol", by=root)
         for name in ("carol", "alice", "bob", "dan", "erin", "olga")
     }
-    root = person(env, admin, clock, "admin")
     people["root"] = root
     root.ws.projects.create("fraud")
     root.ws.projects.create("other")
@@ -169,6 +169,22 @@ def test_an_admin_cannot_grant_themselves_approver(team: dict[str, Person]) -> N
     with pytest.raises(PermissionDenied):
         root.ws.approvals.approve(result.approval_request or "", totp=root.code())
     assert ("admin", "approver") not in {(b.user, b.role) for b in root.ws.roles.list("fraud")}
+
+
+def test_sock_puppet_admins_need_the_admins_own_second_factor(team: dict[str, Person], env: Env) -> None:
+    """A stolen admin token alone cannot add admins, mint an admin's token or reset an admin's password:
+    each is a step-up, which needs the admin's authenticator."""
+    root = team["root"]
+    with env.open(root.ws.tokens.create("stolen").plaintext) as thief:
+        for attempt in (
+            lambda: thief.users.add("puppet", admin=True),
+            lambda: thief.tokens.create("t", user="carol"),
+            lambda: thief.users.set_password("carol", "a-new-password-123"),
+        ):
+            with pytest.raises(PermissionDenied, match="TOTP"):
+                attempt()
+        thief.users.add("plain")  # a user without admin rights needs no step-up
+    assert "puppet" not in {u.name for u in root.ws.users.list()}
 
 
 def test_an_auditor_cannot_write(team: dict[str, Person]) -> None:

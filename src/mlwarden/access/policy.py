@@ -125,9 +125,7 @@ class RolePolicy:
             decision = self._project_decision(conn, actor, action, resource)
         else:
             decision = self.workspace.decide(conn, actor, action, resource)
-        # Resetting someone else's second factor is sensitive too (your own needs your current code).
-        sensitive = action in STEP_UP_ACTIONS or (action is Action.MFA_DISABLE and resource.owner != actor.user_id)
-        if not decision.allowed or not sensitive or actor.auth_method is AuthMethod.SYSTEM:
+        if not decision.allowed or not needs_step_up(actor, action, resource) or actor.auth_method is AuthMethod.SYSTEM:
             return decision
         return self._stepped_up(conn, actor, action, resource, decision)
 
@@ -175,6 +173,23 @@ class RolePolicy:
             f"{action} needs a TOTP step-up for {key} within the last 5 minutes",
             f"{action} needs a fresh TOTP code for this change (a step-up)",
         )
+
+
+def needs_step_up(actor: Actor, action: Action, resource: Resource) -> bool:
+    """Sensitive changes: the ones in STEP_UP_ACTIONS, and whatever makes or takes over an admin —
+    adding an admin, minting a token for or setting the password of another admin, resetting someone
+    else's second factor. Without this, one stolen admin token could add two sock-puppet admins who
+    then approve each other."""
+    if action in STEP_UP_ACTIONS:
+        return True
+    others = resource.owner != actor.user_id
+    if action is Action.MFA_DISABLE:
+        return others
+    if action is Action.USER_ADD:
+        return resource.attribute("admin") == "true"
+    if action in (Action.TOKEN_CREATE, Action.USER_SET_PASSWORD):
+        return others and resource.attribute("admin") == "true"
+    return False
 
 
 def roles_of(conn: Connection, user_id: str, project: str) -> frozenset[Role]:

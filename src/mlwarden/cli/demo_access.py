@@ -6,6 +6,7 @@ one 30 s step apart (within the window the server accepts), so it needs no waiti
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pyotp
@@ -17,16 +18,20 @@ from mlwarden.errors import PermissionDenied
 from mlwarden.service.workspace import Workspace, open_workspace
 
 
-class _App:
-    """An authenticator app: the code of the current step, then of the next one (each used once).
+CAROL_PASSWORD = "carol-demo-password-not-for-production"
 
-    Never an earlier step's: a code for the current or next step stays inside the accepted window even
-    if a 30 s boundary passes between making it and checking it.
-    """
+
+class _App:
+    """An authenticator app: codes for the previous, current and next step, in turn, each used once
+    (the server accepts one step either side). It starts clear of a 30 s boundary, so that all its
+    codes are checked within the step they were made in."""
 
     def __init__(self, secret: str) -> None:
         self.totp = pyotp.TOTP(secret)
-        self.offset = 0
+        self.offset = -30
+        left = 30 - time.time() % 30
+        if left < 5:
+            time.sleep(left + 0.2)
 
     def code(self) -> str:
         code = self.totp.at(utcnow() + timedelta(seconds=self.offset))
@@ -44,8 +49,10 @@ def four_eyes(out: Output, admin: Workspace) -> int:
     """admin asks for bob to become an approver; admin's own approval is refused; carol approves."""
     admin_app = _enrolled(admin)
     admin.projects.create("fraud", "card-fraud model")
-    admin.users.add("carol", admin=True)
-    carol_token = admin.tokens.create("laptop", user="carol").plaintext
+    # Making an admin is a step-up too; carol then logs in with her own password.
+    admin.users.add("carol", admin=True, password=CAROL_PASSWORD, totp=admin_app.code())
+    with open_workspace(admin.root, token="", client="demo") as anonymous:
+        carol_token = anonymous.login("carol", CAROL_PASSWORD).plaintext
     request = admin.roles.grant("bob", "approver", "fraud", totp=admin_app.code()).approval_request
     out.line(f"admin asked for bob to become an approver in fraud: request {request} (needs another admin)")
     failures = 0

@@ -27,6 +27,9 @@ user_app = typer.Typer(help="Add, list and disable users.", no_args_is_help=True
 
 LOGIN_TOKEN_LABEL = "cli-login"
 DEFAULT_LOGIN_LIFETIME = "30d"
+TotpOption = Annotated[
+    str | None, typer.Option("--totp", help="A fresh TOTP code (step-up), when the change needs one.")
+]
 PasswordStdin = Annotated[bool, typer.Option("--password-stdin", help="Read the password from standard input.")]
 
 
@@ -163,12 +166,13 @@ def token_create(
     name: Annotated[str, typer.Option("--name", help="A label for the token.")] = "cli",
     user: Annotated[str | None, typer.Option("--user", help="For another user (admins only).")] = None,
     expires_in: Annotated[str | None, typer.Option("--expires-in", help="Lifetime, e.g. 12h, 30d.")] = None,
+    totp: TotpOption = None,
     json_mode: JsonOption = False,
 ) -> None:
-    """Create an API token; it is printed once and stored only as a hash."""
+    """Create an API token; it is printed once and stored only as a hash (one for another admin: --totp)."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
-        new = ws.tokens.create(name, user=user, expires_in=parse_duration(expires_in))
+        new = ws.tokens.create(name, user=user, expires_in=parse_duration(expires_in), totp=totp)
     if json_mode:
         out.emit({"token": new.plaintext, **out_token(new.info)})
         return
@@ -218,15 +222,16 @@ def token_revoke(token_id: Annotated[str, typer.Argument(help="The token id.")],
 @user_app.command("add")
 def user_add(
     name: Annotated[str, typer.Argument(help="The new user's name.")],
-    admin: Annotated[bool, typer.Option("--admin", help="Make a workspace admin.")] = False,
+    admin: Annotated[bool, typer.Option("--admin", help="Make a workspace admin (needs --totp).")] = False,
     password_stdin: PasswordStdin = False,
+    totp: TotpOption = None,
     json_mode: JsonOption = False,
 ) -> None:
-    """Add a user (admins only)."""
+    """Add a user (admins only; adding an admin needs a TOTP step-up)."""
     out = output(json_mode)
     password = read_secret_from_stdin("password") if password_stdin else None
     with open_cli_workspace() as ws:
-        user = ws.users.add(name, admin=admin, password=password)
+        user = ws.users.add(name, admin=admin, password=password, totp=totp)
     if json_mode:
         out.emit(user)
     else:
@@ -264,6 +269,7 @@ def user_disable(
 def user_passwd(
     name: Annotated[str, typer.Argument(help="Whose password to set.")],
     password_stdin: PasswordStdin = False,
+    totp: TotpOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Set a user's password: anyone's as an admin, or your own with your current password.
@@ -281,7 +287,7 @@ def user_passwd(
         else:
             current = getpass.getpass("Current password: ") if own else None
             password = getpass.getpass("New password: ")
-        ws.users.set_password(name, password, current=current)
+        ws.users.set_password(name, password, current=current, totp=totp)
     if json_mode:
         out.emit({"user": name, "password_set": True})
     else:

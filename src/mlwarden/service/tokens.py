@@ -14,7 +14,7 @@ from mlwarden.errors import AuthenticationError, NotFound, UsageError
 from mlwarden.identity.tokens import issue_token, parse_token, secret_matches
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, Door, mutation
-from mlwarden.service.users import User, credential_digest, find_user, find_user_by_id
+from mlwarden.service.users import StepUp, User, admin_attribute, credential_digest, find_user, find_user_by_id
 from mlwarden.store.tables import api_tokens
 
 MAX_TOKEN_NAME = 128
@@ -90,8 +90,9 @@ def new_token_applied(new: NewToken, owner: UserId) -> Applied[NewToken]:
 
 
 class TokenService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, step_up: StepUp) -> None:
         self._ctx = ctx
+        self._step_up = step_up
 
     def _owner(self, user: str | None) -> str:
         if user is not None:
@@ -101,11 +102,21 @@ class TokenService:
         return self._ctx.actor.name
 
     @mutation
-    def create(self, name: str = "cli", *, user: str | None = None, expires_in: timedelta | None = None) -> NewToken:
+    def create(
+        self,
+        name: str = "cli",
+        *,
+        user: str | None = None,
+        expires_in: timedelta | None = None,
+        totp: str | None = None,
+    ) -> NewToken:
+        """Create a token (shown once). One for another admin needs the caller's TOTP step-up."""
         owner_name = self._owner(user)
+        self._step_up(totp, Action.TOKEN_CREATE, token_resource(f"(new for {owner_name})"))
 
         def target(conn: Connection) -> Resource:
-            return token_resource("(new)", find_user(conn, owner_name).id)
+            owner = find_user(conn, owner_name)
+            return Resource("token", f"(new for {owner_name})", owner=owner.id, attributes=admin_attribute(owner))
 
         def apply(conn: Connection) -> Applied[NewToken]:
             owner = find_user(conn, owner_name)

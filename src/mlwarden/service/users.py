@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, update
@@ -80,19 +81,32 @@ def credential_digest(stored: str | None) -> str | None:
     return None if stored is None else "sha256:" + hashlib.sha256(stored.encode("utf-8")).hexdigest()
 
 
+StepUp = Callable[[str | None, Action, Resource], None]
+
+
+def admin_attribute(user: User) -> tuple[tuple[str, str], ...]:
+    """Marks a resource that belongs to an admin: taking it over is sensitive (a step-up)."""
+    return (("admin", "true"),) if user.is_admin else ()
+
+
 def user_resource(name: str) -> Resource:
     return Resource(type="user", id=name)
 
 
 class UserService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, step_up: StepUp) -> None:
         self._ctx = ctx
+        self._step_up = step_up
 
     @mutation
-    def add(self, name: str, *, admin: bool = False, password: str | None = None) -> User:
+    def add(self, name: str, *, admin: bool = False, password: str | None = None, totp: str | None = None) -> User:
+        """Add a user. Adding an admin is sensitive: it needs the caller's TOTP step-up (``totp``)."""
         validate_user_name(name)
         if password is not None:
             validate_new_password(password)
+        resource = Resource("user", name, attributes=(("admin", "true"),) if admin else ())
+        if admin:
+            self._step_up(totp, Action.USER_ADD, resource)
 
         def apply(conn: Connection) -> Applied[User]:
             if conn.execute(select(users.c.id).where(users.c.name == name)).first() is not None:
@@ -116,7 +130,7 @@ class UserService:
                 details={"admin": admin, "password": password is not None},
             )
 
-        return self._ctx.door.run(self._ctx.actor, Action.USER_ADD, user_resource(name), apply)
+        return self._ctx.door.run(self._ctx.actor, Action.USER_ADD, resource, apply)
 
     def list(self) -> list[User]:
         def fetch(conn: Connection) -> list[User]:
@@ -138,14 +152,16 @@ class UserService:
         return self._ctx.door.run(self._ctx.actor, Action.USER_DISABLE, user_resource(name), apply)
 
     @mutation
-    def set_password(self, name: str, password: str, *, current: str | None = None) -> None:
+    def set_password(self, name: str, password: str, *, current: str | None = None, totp: str | None = None) -> None:
         """Set a password. Changing your own (as a non-admin) needs the current one: a stolen token
-        must not be enough to take over the password too."""
+        must not be enough to take over the password too. Setting another admin's needs a step-up."""
         validate_new_password(password)
         self._require_current_password(name, current)
+        self._step_up(totp, Action.USER_SET_PASSWORD, Resource("user", name))
 
         def target(conn: Connection) -> Resource:
-            return Resource(type="user", id=name, owner=find_user(conn, name).id)
+            user = find_user(conn, name)
+            return Resource("user", name, owner=user.id, attributes=admin_attribute(user))
 
         def apply(conn: Connection) -> Applied[None]:
             new_hash = hash_password(password)

@@ -37,8 +37,8 @@ class Workspace:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self._ctx = ctx
-        self.users = UserService(ctx)
-        self.tokens = TokenService(ctx)
+        self.users = UserService(ctx, step_up_with(ctx))
+        self.tokens = TokenService(ctx, step_up_with(ctx))
         self.audit = AuditService(ctx)
         self.store = StoreService(ctx)
         self.mfa = MfaService(ctx)
