@@ -17,7 +17,6 @@ from mlwarden.cli.render import Output
 from mlwarden.errors import PermissionDenied
 from mlwarden.service.workspace import Workspace, open_workspace
 
-
 CAROL_PASSWORD = "carol-demo-password-not-for-production"
 
 
