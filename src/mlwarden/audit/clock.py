@@ -13,10 +13,6 @@ def format_ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime(TS_FORMAT)
 
 
-def parse_ts(text: str) -> datetime:
-    return datetime.strptime(text, TS_FORMAT).replace(tzinfo=UTC)
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
