@@ -47,6 +47,14 @@ class SchemaMismatch(ConfigError):
     """The database schema is not the one this version of mlwarden expects."""
 
 
+class InputError(UsageError):
+    """An input file or table cannot be read: malformed, badly encoded, empty or of an unknown format."""
+
+
+class ContractMismatch(InputError):
+    """A batch does not match its dataset's schema: a missing or extra column, or a type that does not fit."""
+
+
 class AuthenticationError(MlwardenError):
     """No valid credentials were presented."""
 

@@ -13,3 +13,6 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> StepClock:
     fake = StepClock()
     monkeypatch.setattr("mlwarden.service.mfa.now", fake)
     return fake
+
+
+from tests.service.data_kit import data_team  # noqa: F401,E402  (a fixture, shared with the dataset tests)

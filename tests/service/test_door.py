@@ -39,6 +39,14 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     "RoleService.revoke": lambda ws: ws.roles.revoke("alice", "ml_engineer", "fraud"),
     "ApprovalService.approve": lambda ws: ws.approvals.approve(_REQUESTS[ws.root]),
     "ApprovalService.reject": lambda ws: ws.approvals.reject(_REQUESTS[ws.root]),
+    "DatasetService.add": lambda ws: ws.data.add("tx", _rows(3), source="vendor-c", project="fraud"),
+    "DatasetService.revert": lambda ws: ws.data.revert("tx", source="vendor-a", project="fraud"),
+    "DatasetService.protect": lambda ws: ws.data.protect("tx", project="fraud"),
+    "DatasetService.unprotect": lambda ws: ws.data.unprotect("tx", project="fraud"),
+    "DatasetService.verify": lambda ws: ws.data.verify(project="fraud"),
+    "DatasetService.export": lambda ws: ws.data.export("tx@1", ws.root / "tx.parquet", project="fraud"),
+    "DatasetService.diff": lambda ws: ws.data.diff("tx@1", "tx@2", project="fraud", rows=5),
+    "DatasetService.blame": lambda ws: ws.data.blame("tx", where="id > 0", project="fraud"),
 }
 
 
@@ -85,7 +93,19 @@ READS: dict[str, Callable[[Workspace], Any]] = {
     "ApprovalService.show": lambda ws: ws.approvals.show(_REQUESTS[ws.root]),
     "ApprovalService.valid": lambda ws: ws.approvals.valid(_REQUESTS[ws.root], "sha256:" + "0" * 64),
     "Workspace.whoami": lambda ws: ws.whoami(),
+    "DatasetService.list": lambda ws: ws.data.list(project="fraud"),
+    "DatasetService.versions": lambda ws: ws.data.versions("tx", project="fraud"),
+    "DatasetService.show": lambda ws: ws.data.show("tx@2", project="fraud"),
+    "DatasetService.lineage": lambda ws: ws.data.lineage("tx", project="fraud"),
 }
+
+
+def _rows(n: int, start: int = 0) -> Any:
+    import pyarrow as pa
+
+    return pa.table({"id": list(range(start, start + n)), "x": [i / 2 for i in range(start, start + n)]})
+
+
 NOT_OPERATIONS = {"Workspace.close"}
 
 
@@ -153,12 +173,33 @@ def _prepare_access(ws: Workspace) -> None:
         )  # fmt: skip
         approval_key = step_up_key(load_request(conn, request).resource())
     _REQUESTS[ws.root] = request
+    _prepare_data(ws)
     for action, key in (
+        ("data.unprotect", step_up_key(Resource("dataset", "fraud/tx", "fraud"))),
         ("role.grant", step_up_key(binding_resource("fraud", "alice", Role.VIEWER))),
         ("role.revoke", step_up_key(binding_resource("fraud", "alice", Role.ML_ENGINEER))),
         ("approval.approve", approval_key),
     ):
         ws.mfa.step_up(_mfa_code(ws), action, key)
+
+
+def _prepare_data(ws: Workspace) -> None:
+    """Dataset "tx" with two versions from two sources; the admin is data steward and (set directly in the
+    table, as if granted by another admin) a project admin of "fraud"."""
+    from sqlalchemy import insert
+
+    from mlwarden.audit.clock import format_ts, utcnow
+    from mlwarden.store.tables import role_bindings
+
+    ws.roles.grant("admin", "data_steward", "fraud", totp=_mfa_code(ws))
+    with ws._ctx.db.write() as conn:
+        conn.execute(
+            insert(role_bindings).values(
+                user_id=ws.actor.user_id, project="fraud", role="admin", granted_at=format_ts(utcnow())
+            )
+        )
+    ws.data.add("tx", _rows(5), source="vendor-a", project="fraud")
+    ws.data.add("tx", _rows(5, start=5), source="vendor-b", project="fraud")
 
 
 # MFA: the admin has a confirmed factor (on a test clock, one step past the code that confirmed it).

@@ -36,11 +36,20 @@ PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
     # Who may vote is narrowed further by the request itself: its required role, never its author.
     Action.APPROVAL_APPROVE: frozenset({Role.APPROVER, Role.ADMIN}),
     Action.APPROVAL_REJECT: frozenset({Role.APPROVER, Role.ADMIN}),
+    Action.DATA_READ: ALL_ROLES,
+    Action.DATA_ADD: frozenset({Role.DATA_STEWARD, Role.ML_ENGINEER, Role.ADMIN}),
+    Action.DATA_REVERT: frozenset({Role.DATA_STEWARD, Role.ADMIN}),
+    # Rows themselves: not for viewers, who see versions, digests and provenance only.
+    Action.DATA_EXPORT: frozenset({Role.DATA_STEWARD, Role.ML_ENGINEER, Role.AUDITOR, Role.ADMIN}),
+    Action.DATA_VERIFY: frozenset({Role.DATA_STEWARD, Role.ML_ENGINEER, Role.AUDITOR, Role.ADMIN}),
+    Action.DATA_PROTECT: frozenset({Role.DATA_STEWARD, Role.ADMIN}),
+    # Lifting protection re-opens a dataset to unreviewed changes: admins only, with a step-up.
+    Action.DATA_UNPROTECT: frozenset({Role.ADMIN}),
 }
 WORKSPACE_ADMIN_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST})
 
 # Sensitive actions: they need a TOTP step-up for this action and this resource within 5 minutes.
-STEP_UP_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.APPROVAL_APPROVE})
+STEP_UP_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.APPROVAL_APPROVE, Action.DATA_UNPROTECT})
 
 
 def matrix_markdown() -> str:

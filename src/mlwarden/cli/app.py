@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mlwarden.cli import access_cmds, admin_cmds, audit_cmds, identity_cmds, mfa_cmds
+from mlwarden.cli import access_cmds, admin_cmds, audit_cmds, data_cmds, identity_cmds, mfa_cmds
 from mlwarden.cli.common import GLOBALS
 from mlwarden.cli.demo import demo
 from mlwarden.cli.render import Output
@@ -55,6 +55,7 @@ app.add_typer(mfa_cmds.mfa_app, name="mfa")
 app.add_typer(access_cmds.project_app, name="project")
 app.add_typer(access_cmds.role_app, name="role")
 app.add_typer(access_cmds.approvals_app, name="approvals")
+app.add_typer(data_cmds.data_app, name="data")
 
 
 def exit_code_for(error: MlwardenError) -> int:

@@ -16,6 +16,7 @@ META_DIR = ".mlwarden"
 CONFIG_FILE = "config.toml"
 ENV_WORKSPACE = "MLWARDEN_WORKSPACE"
 ENV_DATABASE_URL = "MLWARDEN_DATABASE_URL"
+ENV_PROJECT = "MLWARDEN_PROJECT"
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class WorkspaceConfig:
     checkpoint_every: int = 1000
     checkpoint_seconds: float = 3600.0
     witness_dir: str = ""  # when set, every checkpoint signed is also exported there once committed
+    default_project: str = ""  # the project data commands use when none is named (MLWARDEN_PROJECT wins)
 
     def __post_init__(self) -> None:
         if self.checkpoint_every < 1:

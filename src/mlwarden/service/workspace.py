@@ -19,6 +19,7 @@ from mlwarden.service.assembly import build_context, step_up_with
 from mlwarden.service.auditing import AuditService
 from mlwarden.service.config import WorkspaceConfig, find_workspace
 from mlwarden.service.context import ServiceContext
+from mlwarden.service.datasets import DatasetService
 from mlwarden.service.door import mutation
 from mlwarden.service.mfa import MfaService
 from mlwarden.service.projects import ProjectService
@@ -45,6 +46,7 @@ class Workspace:
         self.projects = ProjectService(ctx)
         self.roles = RoleService(ctx, step_up_with(ctx))
         self.approvals = ApprovalService(ctx, step_up_with(ctx))
+        self.data = DatasetService(ctx, step_up_with(ctx))
 
     @property
     def root(self) -> Path:

@@ -7,6 +7,7 @@ code uses to query them. A test checks that the migrated database and these defi
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -169,4 +171,64 @@ mfa_step_ups = Table(
     Column("expires_at", String(32), nullable=False),
     Column("used_at", String(32), nullable=True),
     Index("ix_mfa_step_ups_user_action", "user_id", "action"),
+)
+
+# -- Datasets (migration 0004) ------------------------------------------------------------------------
+
+# A dataset: its schema (the contract, JSON) and whether changes need an approved request.
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(64), ForeignKey("projects.name"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("schema", Text, nullable=False),
+    Column("schema_digest", String(80), nullable=False),
+    Column("label_column", String(256), nullable=True),
+    Column("protected", Boolean, nullable=False),
+    Column("required_approvals", Integer, nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    UniqueConstraint("project", "name", name="uq_datasets_project_name"),
+)
+
+# One batch brought in from a source: who, when, from what input, and the segment blob holding its rows
+# (Parquet) with the RFC 6962 root of their row digests. Append-only.
+dataset_ingestions = Table(
+    "dataset_ingestions",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
+    Column("source", String(128), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("input_name", String(256), nullable=False),
+    Column("input_format", String(16), nullable=False),
+    Column("input_digest", String(80), nullable=True),
+    Column("row_count", BigInteger, nullable=False),
+    Column("segment", String(80), nullable=False),
+    Column("segment_root", String(64), nullable=False),
+    Column("note", Text, nullable=True),
+    Index("ix_dataset_ingestions_dataset", "dataset_id", "created_at"),
+)
+
+# A version: its manifest (which rows of which ingestions, in order), the compact range of its row-digest
+# tree (so an append costs O(batch)) and its digest. Append-only: a revert is a new version.
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), primary_key=True),
+    Column("number", Integer, primary_key=True, autoincrement=False),
+    Column("digest", String(80), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("row_count", BigInteger, nullable=False),
+    Column("tree", Text, nullable=False),
+    Column("manifest", Text, nullable=False),
+    Column("ingestion_id", String(32), ForeignKey("dataset_ingestions.id"), nullable=True),
+    Column("undid", Text, nullable=True),
+    Column("approval_request", String(32), nullable=True),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("note", Text, nullable=True),
+    Index("ix_dataset_versions_digest", "digest"),
 )

@@ -8,8 +8,10 @@ its digest before handing it out. A mismatch is an ``IntegrityError``, never a s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from mlwarden.domain.digests import Digest
@@ -62,6 +64,14 @@ class BlobStore(Protocol):
 
     def put_stream(self, stream: BinaryIO) -> Digest:
         """Store everything read from ``stream``, in chunks (never whole in memory); return its digest."""
+        ...
+
+    def staging(self, suffix: str = "") -> AbstractContextManager[Path]:
+        """A fresh scratch path to write a file to; removed on exit unless ``adopt`` took it."""
+        ...
+
+    def adopt(self, path: Path) -> Digest:
+        """Store the file at ``path`` (from ``staging``) under the digest the store computes, moving it."""
         ...
 
     def get_bytes(self, digest: Digest) -> bytes:

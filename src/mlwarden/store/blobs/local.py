@@ -20,6 +20,7 @@ import stat
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, BinaryIO
 
@@ -128,6 +129,25 @@ class LocalBlobStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        return digest
+
+    @contextmanager
+    def staging(self, suffix: str = "") -> Iterator[Path]:
+        """A fresh path in ``root/tmp`` to write a file to; removed on exit unless ``adopt`` took it."""
+        fd, name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=suffix + _TEMP_SUFFIX, dir=self._tmp)
+        os.close(fd)
+        path = Path(name)
+        try:
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    def adopt(self, path: Path) -> Digest:
+        """Store the file at ``path`` (from ``staging``) under the digest computed here, by renaming it."""
+        with _open_regular(path) as f:
+            digest = _copy_hashing(f, None, self._chunk_size).digest()
+            os.fsync(f.fileno())
+        self._commit(path, digest)
         return digest
 
     def _commit(self, tmp: Path, digest: Digest) -> None:

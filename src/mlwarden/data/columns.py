@@ -1,0 +1,229 @@
+"""Logical column types, the dataset schema (its contract) and conforming a batch to it.
+
+A dataset's schema is inferred from its first batch and then enforced: every later batch must have the
+same columns (in any order; they are put in schema order) and each column must convert *safely* to the
+schema's type (an int column may arrive as floats with integral values, never as 1.5). After
+``conform`` a batch has the canonical Arrow types below whatever library or file format it came from,
+which is what makes the row digests independent of both (docs/digests.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyarrow as pa
+
+from mlwarden.errors import ContractMismatch, UsageError
+
+MAX_COLUMNS = 4096
+MAX_COLUMN_NAME = 256
+_DECIMAL_RE = re.compile(r"decimal\((\d{1,2}),(-?\d{1,2})\)")
+
+
+class ColumnType(StrEnum):
+    """The logical types a column can have; each has one canonical Arrow type and one encoding."""
+
+    BOOL = "bool"
+    INT = "int"
+    FLOAT = "float"
+    STRING = "string"
+    BINARY = "binary"
+    DATE = "date"
+    TIMESTAMP = "timestamp"  # naive wall-clock time, microseconds
+    TIMESTAMP_UTC = "timestamp_utc"  # an instant, microseconds since the epoch in UTC
+    DECIMAL = "decimal"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: ColumnType
+    precision: int = 0  # decimals only
+    scale: int = 0
+
+    @property
+    def type_name(self) -> str:
+        if self.type is ColumnType.DECIMAL:
+            return f"decimal({self.precision},{self.scale})"
+        return self.type.value
+
+    def arrow_type(self) -> pa.DataType:
+        if self.type is ColumnType.DECIMAL:
+            return pa.decimal128(self.precision, self.scale)
+        return _ARROW[self.type]
+
+
+_ARROW: dict[ColumnType, pa.DataType] = {
+    ColumnType.BOOL: pa.bool_(),
+    ColumnType.INT: pa.int64(),
+    ColumnType.FLOAT: pa.float64(),
+    ColumnType.STRING: pa.large_string(),
+    ColumnType.BINARY: pa.large_binary(),
+    ColumnType.DATE: pa.date32(),
+    ColumnType.TIMESTAMP: pa.timestamp("us"),
+    ColumnType.TIMESTAMP_UTC: pa.timestamp("us", tz="UTC"),
+}
+
+
+@dataclass(frozen=True)
+class Schema:
+    """The ordered columns of a dataset: its contract."""
+
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def to_json(self) -> list[dict[str, str]]:
+        return [{"name": c.name, "type": c.type_name} for c in self.columns]
+
+    def canonical(self) -> bytes:
+        """The bytes the schema digest is taken over (docs/digests.md, "Schema")."""
+        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":")).encode()
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(self.canonical()).digest()
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([pa.field(c.name, c.arrow_type()) for c in self.columns])
+
+    def column(self, name: str) -> Column:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise UsageError(f"no column {name!r}", hint="columns: " + ", ".join(self.names))
+
+    @classmethod
+    def from_json(cls, items: list[dict[str, str]]) -> Schema:
+        return cls(tuple(_column_from_json(item["name"], item["type"]) for item in items))
+
+
+def _column_from_json(name: str, type_name: str) -> Column:
+    match = _DECIMAL_RE.fullmatch(type_name)
+    if match:
+        return Column(name, ColumnType.DECIMAL, int(match.group(1)), int(match.group(2)))
+    return Column(name, ColumnType(type_name))
+
+
+def infer_schema(arrow_schema: pa.Schema) -> Schema:
+    """The contract a first batch implies: one logical type per column, or a clear refusal."""
+    if len(arrow_schema) == 0:
+        raise ContractMismatch("the data has no columns", hint="check the file's header and format")
+    if len(arrow_schema) > MAX_COLUMNS:
+        raise ContractMismatch(f"the data has {len(arrow_schema)} columns; at most {MAX_COLUMNS} are supported")
+    names = arrow_schema.names
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ContractMismatch(f"duplicate column names: {', '.join(map(repr, duplicates))}")
+    return Schema(tuple(_infer_column(field) for field in arrow_schema))
+
+
+def _infer_column(field: pa.Field) -> Column:
+    name = field.name
+    if not name or len(name) > MAX_COLUMN_NAME or any(ord(ch) < 32 for ch in name):
+        raise ContractMismatch(f"invalid column name {name[:MAX_COLUMN_NAME]!r}: empty, too long or control characters")
+    t = field.type
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_decimal(t):
+        if t.precision > 38:
+            raise ContractMismatch(f"column {name!r}: decimals wider than 38 digits are not supported")
+        return Column(name, ColumnType.DECIMAL, t.precision, t.scale)
+    logical = _logical(t)
+    if logical is None:
+        raise ContractMismatch(
+            f"column {name!r} has unsupported type {t}",
+            hint="supported: bool, integers, floats, strings, binary, dates, timestamps, decimals",
+        )
+    return Column(name, logical)
+
+
+def _logical(t: pa.DataType) -> ColumnType | None:
+    checks = (
+        (pa.types.is_boolean, ColumnType.BOOL),
+        (pa.types.is_integer, ColumnType.INT),
+        (pa.types.is_floating, ColumnType.FLOAT),
+        (_is_text, ColumnType.STRING),
+        (pa.types.is_null, ColumnType.STRING),  # an all-empty CSV column: text until proven otherwise
+        (_is_bytes, ColumnType.BINARY),
+        (pa.types.is_date, ColumnType.DATE),
+    )
+    for check, logical in checks:
+        if check(t):
+            return logical
+    if pa.types.is_timestamp(t):
+        return ColumnType.TIMESTAMP if t.tz is None else ColumnType.TIMESTAMP_UTC
+    return None
+
+
+def _is_text(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t))
+
+
+def _is_bytes(t: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_fixed_size_binary(t)
+        or pa.types.is_binary_view(t)
+    )
+
+
+def conform(batch: pa.RecordBatch, schema: Schema) -> pa.RecordBatch:
+    """``batch`` with the schema's columns, in its order, in canonical types; or ``ContractMismatch``."""
+    present = batch.schema.names
+    missing = [n for n in schema.names if n not in present]
+    extra = [n for n in present if n not in schema.names]
+    if missing or extra:
+        parts = [
+            f"missing column(s) {', '.join(map(repr, missing))}" if missing else "",
+            f"unexpected column(s) {', '.join(map(repr, extra))}" if extra else "",
+        ]
+        raise ContractMismatch(
+            "the batch does not match the dataset's schema: " + "; ".join(p for p in parts if p),
+            hint="the schema is fixed at the first ingest: " + ", ".join(schema.names),
+        )
+    arrays = [_cast(batch.column(c.name), c) for c in schema.columns]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema.arrow_schema())
+
+
+def _cast(array: pa.Array, column: Column) -> pa.Array:
+    target = column.arrow_type()
+    if array.type == target:
+        return array
+    source = array.type.value_type if pa.types.is_dictionary(array.type) else array.type
+    if not _convertible(source, column):
+        raise ContractMismatch(
+            f"column {column.name!r} is {column.type_name} in the dataset's schema but the batch has {array.type}",
+            hint="convert the column, or ingest into a new dataset",
+        )
+    try:
+        return array.cast(target, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise ContractMismatch(
+            f"column {column.name!r}: values of type {array.type} do not fit {column.type_name}: {exc}",
+            hint="fix the values, or ingest into a new dataset",
+        ) from None
+
+
+def _convertible(source: pa.DataType, column: Column) -> bool:
+    """Which source types may be read as a column type: same logical family, or a lossless widening."""
+    if pa.types.is_null(source):
+        return True
+    if column.type is ColumnType.DECIMAL:
+        return bool(pa.types.is_decimal(source) or pa.types.is_integer(source))
+    logical = _logical(source)
+    if logical is None:
+        return False
+    if logical is column.type:
+        return True
+    widening = {
+        (ColumnType.INT, ColumnType.FLOAT),  # a safe cast refuses ints a float cannot hold exactly
+        (ColumnType.FLOAT, ColumnType.INT),  # a safe cast refuses fractions
+    }
+    return (logical, column.type) in widening

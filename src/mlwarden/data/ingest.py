@@ -1,0 +1,56 @@
+"""Staging an ingestion: conform each batch, fingerprint it, store it, all in one bounded-memory pass.
+
+Nothing here touches the metadata database. The result (a stored segment blob and the row-digest
+trees) becomes visible only when the service commits the ingestion and its version in one transaction,
+so a crash at any point before that leaves no version (at worst an unreferenced blob, which `data
+verify` does not count as damage).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlwarden.data.columns import Schema, conform, infer_schema
+from mlwarden.data.fingerprint import row_digests
+from mlwarden.data.readers import BatchSource
+from mlwarden.data.segments import SegmentWriter, read_segment
+from mlwarden.data.tree import TreeState
+from mlwarden.domain.digests import Digest
+from mlwarden.errors import InputError
+from mlwarden.store.blobs import BlobStore
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A stored segment, ready to be committed as an ingestion."""
+
+    schema: Schema
+    rows: int
+    segment: Digest
+    segment_bytes: int
+    segment_tree: TreeState  # over this ingestion's rows alone
+    tree: TreeState  # the base version's tree extended with them
+
+
+def stage(source: BatchSource, schema: Schema | None, base: TreeState, blobs: BlobStore) -> Staged:
+    """Read ``source`` to the end: conform, fingerprint and store every batch."""
+    schema = schema or infer_schema(source.schema)
+    segment_tree, tree = TreeState(), base
+    with SegmentWriter(blobs, schema) as writer:
+        for batch in source.batches:
+            conformed = conform(batch, schema)
+            digests = row_digests(conformed, schema)
+            segment_tree, tree = segment_tree.extend(digests), tree.extend(digests)
+            writer.write(conformed)
+        if writer.rows == 0:
+            raise InputError(f"{source.name} has no rows", hint="an ingestion needs at least one row")
+        segment, size = writer.finish()
+    return Staged(schema, writer.rows, segment, size, segment_tree, tree)
+
+
+def extend_with_segment(blobs: BlobStore, schema: Schema, segment: Digest, base: TreeState) -> TreeState:
+    """``base`` extended with a stored segment's rows (when the base moved while staging)."""
+    tree = base
+    for batch in read_segment(blobs, segment, schema):
+        tree = tree.extend(row_digests(batch, schema))
+    return tree
