@@ -126,6 +126,9 @@ def _open_csv(stream: io.RawIOBase, schema: Schema | None) -> tuple[pa.Schema, I
         column_types=schema.arrow_schema() if schema is not None else None,
     )
     reader = pa_csv.open_csv(stream, read_options=pa_csv.ReadOptions(block_size=BLOCK_SIZE), convert_options=convert)
+    not_text = [f.name for f in reader.schema if pa.types.is_binary(f.type)]
+    if not_text:  # the reader falls back to bytes for text that is not UTF-8
+        raise pa.ArrowInvalid(f"column(s) {', '.join(map(repr, not_text))} hold text that is not valid UTF-8")
     return reader.schema, iter(reader)
 
 

@@ -35,11 +35,19 @@ class _Writer(Protocol):
     def write(self, batch: pa.RecordBatch) -> None: ...
 
 
-def export_version(blobs: BlobStore, view: VersionView, expected: Digest, out: Path) -> int:
-    """Write every row of the version to ``out``; the file appears only if the rows match ``expected``."""
+def export_format(out: Path) -> str:
+    """The format a file name asks for, or a UsageError."""
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
         raise UsageError(f"cannot tell the format of {out.name}", hint="end the name in " + ", ".join(FORMATS))
+    if not out.parent.is_dir():
+        raise UsageError(f"no folder {out.parent} to write {out.name} in")
+    return fmt
+
+
+def export_version(blobs: BlobStore, view: VersionView, expected: Digest, out: Path) -> int:
+    """Write every row of the version to ``out``; the file appears only if the rows match ``expected``."""
+    fmt = export_format(out)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}")
     tree = TreeState()
     try:

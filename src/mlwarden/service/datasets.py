@@ -37,7 +37,7 @@ from mlwarden.service.dataset_changes import (
     new_id,
     validate_source,
 )
-from mlwarden.service.dataset_export import export_version
+from mlwarden.service.dataset_export import export_format, export_version
 from mlwarden.service.dataset_integrity import IntegrityReport, check_datasets
 from mlwarden.service.dataset_reads import Snapshot, diff_summary, lineage, provenance_rows, reuse_tree, show
 from mlwarden.service.dataset_store import (
@@ -228,6 +228,7 @@ class DatasetService:
     @access
     def export(self, ref: str, out: str | Path, *, project: str | None = None) -> dict[str, Any]:
         """Write a version's rows to ``out`` (.parquet, .csv, .jsonl or .arrow), checking its digest."""
+        export_format(Path(out))
         snapshot = self._hand_out(ref, project, "export")
         rows = export_version(self._ctx.blobs, snapshot.view(), snapshot.version.digest, Path(out))
         return {"version": snapshot.version.to_dict(), "path": str(out), "rows": rows}
@@ -338,6 +339,10 @@ class DatasetService:
 
     @staticmethod
     def _ref_target(project: str, ref: Reference) -> Callable[[Connection], Resource]:
+        """The dataset a reference names (a missing version is then an ordinary NotFound for members)."""
+        if ref.name is not None:
+            name = ref.name
+            return lambda conn: require_dataset(conn, project, name).resource()
         return lambda conn: resolve(conn, project, ref)[0].resource()
 
 
