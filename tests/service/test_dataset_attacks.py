@@ -211,3 +211,53 @@ def test_sigkill_during_ingest_leaves_no_version_and_verify_clean(
     assert [v.number for v in sam.ws.data.versions("tx", project=PROJECT)] == [1]
     assert sam.ws.data.verify(project=PROJECT).ok
     assert data_team["root"].ws.audit.verify().ok
+
+
+# -- the log against the tables -----------------------------------------------------------------------
+
+
+def state_problems(ws: Workspace) -> list[str]:
+    return [p.message for p in ws.audit.verify().problems if p.kind == "state"]
+
+
+def test_the_log_accounts_for_every_version_ingestion_and_protection(protected: dict[str, Person]) -> None:
+    sam, bob, root = protected["sam"], protected["bob"], protected["root"]
+    pending = sam.ws.data.add("tx", frame(5, start=20), source="vendor-b", project=PROJECT)
+    bob.ws.approvals.approve(pending.approval_request or "", totp=bob.code())
+    revert = sam.ws.data.revert("tx", project=PROJECT, source="vendor-b")
+    bob.ws.approvals.approve(revert.approval_request or "", totp=bob.code())
+    sam.ws.data.add("other", frame(3), source="a", project=PROJECT)
+    assert state_problems(root.ws) == []
+
+
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        ("UPDATE datasets SET protected = false", "'fraud/tx': protected in the database differs"),
+        ("UPDATE dataset_versions SET digest = 'sha256:' || '{zeros}'", "'fraud/tx@1': digest in the database differs"),
+        ("UPDATE dataset_ingestions SET source = 'trusted-vendor'", "source in the database differs"),
+        ("UPDATE dataset_versions SET manifest = '[]'", "manifest in the database differs"),
+    ],
+)
+def test_metadata_edits_without_events_are_named_by_audit_verify(
+    protected: dict[str, Person], tamper: str, expected: str
+) -> None:
+    root = protected["root"].ws
+    drop_append_only_triggers(root)
+    with root._ctx.db.write() as conn:
+        conn.execute(text(tamper.replace("{zeros}", "0" * 64)))
+    assert any(expected in p for p in state_problems(root)), state_problems(root)
+
+
+def test_a_version_inserted_without_an_event_is_named(sam: Workspace, data_team: dict[str, Person]) -> None:
+    root = data_team["root"].ws
+    with root._ctx.db.write() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO dataset_versions "
+                "(dataset_id, number, digest, kind, row_count, tree, manifest, actor, created_at) "
+                "SELECT dataset_id, 3, digest, 'revert', row_count, tree, manifest, 'sam', created_at "
+                "FROM dataset_versions WHERE number = 1"
+            )
+        )
+    assert any("'fraud/tx@3' is in the database but no audit event created it" in p for p in state_problems(root))

@@ -31,8 +31,9 @@ DEFAULT_LIFETIME = timedelta(days=7)
 MAX_COMMENT = 4096
 PENDING, APPROVED, REJECTED, EXPIRED, SUPERSEDED = "pending", "approved", "rejected", "expired", "superseded"
 
-# What happens when a request of a kind is approved, run inside the approving transaction.
-OnApproved = Callable[[Connection, "ApprovalRequest"], None]
+# What happens when a request of a kind is approved, run inside the approving transaction. What it returns
+# joins the approval event's details (what was put into effect, for reconciliation).
+OnApproved = Callable[[Connection, "ApprovalRequest"], dict[str, DetailValue] | None]
 _ON_APPROVED: dict[str, OnApproved] = {}
 
 
@@ -226,7 +227,7 @@ class ApprovalService:
                     at=format_ts(utcnow()),
                 )
             )
-            _settle(conn, load_request(conn, request_id), decision)
+            effects = _settle(conn, load_request(conn, request_id), decision)
             final = load_request(conn, request_id)
             details: dict[str, DetailValue] = {
                 "kind": request.kind,
@@ -236,6 +237,7 @@ class ApprovalService:
             }
             if final.status == APPROVED:  # what the approval put into effect, for reconciliation
                 details["applied"] = f"{request.resource_type}:{request.resource_id}"
+                details.update(effects or {})
             return Applied(final, digest_after=request.digest, details=details)
 
         return self._ctx.door.run(self._ctx.actor, action, target, apply)
@@ -253,14 +255,15 @@ def _refuse_closed_or_repeated(request: ApprovalRequest, approver: str | None) -
         raise Refusal(f"a second vote on {request.id} by the same person does not count")
 
 
-def _settle(conn: Connection, request: ApprovalRequest, decision: str) -> None:
+def _settle(conn: Connection, request: ApprovalRequest, decision: str) -> dict[str, DetailValue] | None:
     status = REJECTED if decision == REJECTED else (APPROVED if request.approvals >= request.required_count else None)
     if status is None:
-        return
+        return None
     conn.execute(
         update(approval_requests)
         .where(approval_requests.c.id == request.id)
         .values(status=status, decided_at=format_ts(utcnow()))
     )
     if status == APPROVED and request.kind in _ON_APPROVED:
-        _ON_APPROVED[request.kind](conn, request)
+        return _ON_APPROVED[request.kind](conn, request)
+    return None

@@ -208,7 +208,7 @@ def _make_or_propose(
     ingestion: Ingestion | None,
 ) -> Applied[Change]:
     before = str(latest.digest) if latest else None
-    details = _details(version, ingestion)
+    details = _details(dataset, version, ingestion)
     if dataset.protected:
         request_id = approvals.open_request(
             conn,
@@ -234,12 +234,14 @@ def _insert(conn: Connection, dataset: Dataset, version: Version, ingestion: Ing
     insert_version(conn, dataset, version)
 
 
-def _details(version: Version, ingestion: Ingestion | None) -> dict[str, DetailValue]:
+def _details(dataset: Dataset, version: Version, ingestion: Ingestion | None) -> dict[str, DetailValue]:
+    """What the event says about the version (and ingestion) it made: `audit verify` replays these."""
     details: dict[str, DetailValue] = {
         "version": version.number,
-        "kind": version.kind,
+        "version_kind": version.kind,
         "rows": version.rows,
-        "manifest": Digest.of_bytes(manifest_to_json(version.manifest).encode()).hex,
+        "manifest": manifest_digest(version.manifest),
+        "schema": "sha256:" + dataset.schema.digest().hex(),
     }
     if ingestion is not None:
         details.update(
@@ -266,7 +268,11 @@ def _payload(dataset: Dataset, latest: Version | None, version: Version, ingesti
     }
 
 
-def _apply_approved(conn: Connection, request: approvals.ApprovalRequest) -> None:
+def manifest_digest(manifest: Manifest) -> str:
+    return str(Digest.of_bytes(manifest_to_json(manifest).encode()))
+
+
+def _apply_approved(conn: Connection, request: approvals.ApprovalRequest) -> dict[str, DetailValue]:
     """Create the version an approved request describes, if it is still what was approved."""
     payload = request.payload
     dataset_name = request.resource_id.split("/", 1)[1]
@@ -298,6 +304,7 @@ def _apply_approved(conn: Connection, request: approvals.ApprovalRequest) -> Non
         raise Refusal(f"request {request.id} does not describe the content it was approved for")
     ingestion = _ingestion_from(payload["ingestion"]) if payload["ingestion"] else None
     _insert(conn, dataset, version, ingestion)
+    return _details(dataset, version, ingestion)
 
 
 def _ingestion_from(data: dict[str, Any]) -> Ingestion:
