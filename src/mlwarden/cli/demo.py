@@ -1,9 +1,11 @@
 """`mlwarden demo`: the main job end to end, on a throw-away workspace, in seconds.
 
-Each later capability adds its step here. Today: a workspace, users and tokens, a denied attempt, a
-password login, a checkpoint exported to a witness, `audit verify`, and then two attacks by someone
-with write access to the database: an edited event (caught by verify) and a truncated log with a
-recomputed tree (caught by the witness).
+Each later capability adds its step here. Today: a workspace, users and tokens, a denied attempt, four
+eyes with TOTP, a password login, three sources feeding a dataset (one poisoned) traced by diff and blame
+and reverted, a checkpoint exported to a witness, `audit verify`, and then attacks by someone with write
+access to the database or the blob folder: an edited event (caught by verify), a truncated log with a
+recomputed tree (caught by the witness), an inserted admin (caught by reconciliation) and edited stored
+rows (caught by `data verify`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from rich.rule import Rule
 from rich.text import Text
 
 from mlwarden.audit import merkle
+from mlwarden.cli import demo_data
 from mlwarden.cli.demo_access import four_eyes
 from mlwarden.cli.render import Output
 from mlwarden.errors import PermissionDenied
@@ -66,8 +69,10 @@ def _run(out: Output, base: Path) -> int:
     _step(out, "4. four eyes: a new approver needs another admin, with TOTP")
     failures += four_eyes(out, admin)
     _login(out, root)
+    with open_workspace(root, token=alice_token, client="demo") as alice:
+        failures += _data(out, alice)
     witness = base / "witness"
-    _step(out, "6. a signed checkpoint exported to a witness folder")
+    _step(out, "9. a signed checkpoint exported to a witness folder")
     cp = admin.audit.checkpoint(export=witness)
     out.line(cp.note.rstrip("\n"))
     failures += _verify_clean(out, admin, witness)
@@ -75,7 +80,18 @@ def _run(out: Output, base: Path) -> int:
     failures += _edit_attack(out, root, base, init.token.plaintext)
     failures += _truncate_attack(out, root, base, init.token.plaintext, witness)
     failures += _backdoor_attack(out, root, base, init.token.plaintext)
+    _step(out, "14. attack: stored rows edited in the blob folder")
+    failures += demo_data.tampered_segment(out, root, base, alice_token)
     return failures
+
+
+def _data(out: Output, alice: Workspace) -> int:
+    _step(out, "6. alice (data steward) ingests from three sources: every row keeps its provenance")
+    digests = demo_data.ingest(out, alice)
+    _step(out, "7. forensics: the labels moved; diff and blame trace it to one source")
+    failures = demo_data.forensics(out, alice)
+    _step(out, "8. revert the poisoned source: a new version, recorded with what it undid")
+    return failures + demo_data.revert(out, alice, digests)
 
 
 def _people(out: Output, admin: Workspace) -> str:
@@ -107,7 +123,7 @@ def _login(out: Output, root: Path) -> None:
 
 
 def _verify_clean(out: Output, admin: Workspace, witness: Path) -> int:
-    _step(out, "7. the audit log; verify and witness on the untouched workspace")
+    _step(out, "10. the audit log; verify and witness on the untouched workspace")
     events = admin.audit.log()
     for event in events[-8:]:
         rec = event.record
@@ -134,7 +150,7 @@ def _tampered_copy(root: Path, base: Path, name: str) -> Path:
 
 
 def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "8. attack: an insider edits one event in the database")
+    _step(out, "11. attack: an insider edits one event in the database")
     copy = _tampered_copy(root, base, "tampered-edit")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute("DROP TRIGGER audit_events_no_update")
@@ -158,7 +174,7 @@ def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
 
 
 def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
-    _step(out, "9. attack: bob's login erased, with its token, tree and records")
+    _step(out, "12. attack: bob's login erased, with its token, tree and records")
     copy = _tampered_copy(root, base, "tampered-truncate")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         login = db.execute("SELECT seq, resource_id FROM audit_events WHERE action = 'auth.login'").fetchone()
@@ -180,7 +196,7 @@ def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: P
 
 
 def _backdoor_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "10. attack: an admin inserted straight into the database")
+    _step(out, "13. attack: an admin inserted straight into the database")
     copy = _tampered_copy(root, base, "tampered-backdoor")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute(

@@ -45,7 +45,8 @@ def _enrolled(ws: Workspace) -> _App:
 
 
 def four_eyes(out: Output, admin: Workspace) -> int:
-    """admin asks for bob to become an approver; admin's own approval is refused; carol approves."""
+    """admin asks for bob to become an approver; admin's own approval is refused; carol approves, then
+    makes alice the project's data steward (a role that needs no second admin, only carol's step-up)."""
     admin_app = _enrolled(admin)
     admin.projects.create("fraud", "card-fraud model")
     # Making an admin is a step-up too; carol then logs in with her own password.
@@ -62,9 +63,11 @@ def four_eyes(out: Output, admin: Workspace) -> int:
     except PermissionDenied as refused:
         out.line(Text(f"admin approving it themselves: refused ({refused.message.split(': ', 1)[-1]})", style="yellow"))
     with open_workspace(admin.root, token=carol_token, client="demo") as carol:
-        approved = carol.approvals.approve(request or "", totp=_enrolled(carol).code(), comment="four eyes")
+        carol_app = _enrolled(carol)
+        approved = carol.approvals.approve(request or "", totp=carol_app.code(), comment="four eyes")
+        carol.roles.grant("alice", "data_steward", "fraud", totp=carol_app.code())
         roles = [(b.user, b.role) for b in carol.roles.list("fraud")]
-    ok = approved.status == "approved" and ("bob", "approver") in roles
+    ok = approved.status == "approved" and ("bob", "approver") in roles and ("alice", "data_steward") in roles
     style = "green" if ok else "bold red"
     out.line(Text(f"carol approved with a TOTP step-up: request {approved.status}; fraud roles {roles}", style=style))
     return failures + (0 if ok else 1)
