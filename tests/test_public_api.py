@@ -5,7 +5,8 @@ from __future__ import annotations
 import mlwarden
 
 EXPECTED = {
-    "AlreadyExists", "AuditQuery", "AuthenticationError", "CheckFailed", "ConfigError", "GateBlocked",
+    "AlreadyExists", "AuditQuery", "AuthenticationError", "CheckFailed", "ConfigError", "ContractMismatch",
+    "GateBlocked", "InputError",
     "Initialized", "IntegrityError", "MlwardenError", "NotFound", "PermissionDenied", "SchemaMismatch",
     "UsageError", "Workspace", "WorkspaceNotFound", "__version__", "init_workspace", "open_workspace",
     "upgrade_workspace",
