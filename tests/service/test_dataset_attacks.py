@@ -261,3 +261,53 @@ def test_a_version_inserted_without_an_event_is_named(sam: Workspace, data_team:
             )
         )
     assert any("'fraud/tx@3' is in the database but no audit event created it" in p for p in state_problems(root))
+
+
+# -- large inputs stream ------------------------------------------------------------------------------
+
+_RSS_PROBE = """
+import resource, sys
+from mlwarden.data import readers
+from mlwarden.service.workspace import open_workspace
+readers.BLOCK_SIZE = 1 << 20  # small blocks: the reader's read-ahead fills up within the smaller file
+with open_workspace(sys.argv[1], token=sys.argv[2]) as ws:
+    ws.data.add(sys.argv[3], sys.argv[4], source="big", project="fraud")
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def _peak_mib(env: Env, token: str, dataset: str, path: Path) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_PROBE, str(env.root), token, dataset, str(path)],
+        check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def _write_csv(path: Path, chunks: int) -> None:
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    rng = np.random.default_rng(0)
+    with pa_csv.CSVWriter(str(path), pa.schema([("id", pa.int64()), ("x", pa.float64()), ("s", pa.string())])) as out:
+        for chunk in range(chunks):
+            n = 200_000
+            ids = np.arange(chunk * n, (chunk + 1) * n)
+            out.write_table(pa.table({"id": ids, "x": rng.normal(size=n), "s": [f"row-{i:012d}" for i in ids]}))
+
+
+@pytest.mark.slow
+def test_a_large_csv_is_ingested_in_bounded_memory(data_team: dict[str, Person], env: Env, tmp_path: Path) -> None:
+    """Peak memory does not grow with the file: three times the rows (60 MB more of CSV than the smaller
+    file) cost less than a quarter of that in peak memory. (It grows with the read block: the CSV reader
+    keeps a few blocks ahead; the probe uses 1 MB blocks so that this fills up within the smaller file.)"""
+    token = data_team["sam"].ws.tokens.create("rss").plaintext
+    smaller, bigger = tmp_path / "smaller.csv", tmp_path / "bigger.csv"
+    _write_csv(smaller, 5)
+    _write_csv(bigger, 15)
+    grown_mib = (bigger.stat().st_size - smaller.stat().st_size) / 2**20
+    assert grown_mib > 60
+    peaks = [_peak_mib(env, token, name, path) for name, path in (("smaller", smaller), ("bigger", bigger))]
+    assert peaks[1] - peaks[0] < grown_mib / 4, peaks
+    assert data_team["sam"].ws.data.show("bigger", project=PROJECT)["version"]["rows"] == 3_000_000

@@ -28,7 +28,7 @@ from mlwarden.data.columns import Schema
 from mlwarden.domain.digests import Digest
 from mlwarden.errors import InputError
 
-BLOCK_SIZE = 16 << 20
+BLOCK_SIZE = 4 << 20  # the CSV reader reads ahead ~8 blocks: this bounds its memory to ~120 MB
 PARQUET_BATCH_ROWS = 1 << 18
 FORMATS = ("csv", "parquet", "jsonl", "arrow")
 Progress = Callable[[int], None]  # bytes just read (an increment)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from functools import cache
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ def _context() -> object:
 
 
 _LOCK = threading.Lock()
+_SCRATCH = "mlwarden_rows"
 
 
 def sha256_concat(columns: list[pa.Array]) -> Digests:
@@ -43,9 +45,12 @@ def sha256_concat(columns: list[pa.Array]) -> Digests:
     table = pa.table(dict(zip(names, columns, strict=True)))
     message = functions.concat(*[datafusion.col(c) for c in names]) if len(names) > 1 else datafusion.col("c0")
     with _LOCK:
-        ctx = _context()
-        frame = ctx.from_arrow(table)  # type: ignore[attr-defined]
-        result = frame.select(functions.sha256(message).alias("d")).to_arrow_table()
+        ctx: Any = _context()
+        frame = ctx.from_arrow(table, name=_SCRATCH)
+        try:
+            result = frame.select(functions.sha256(message).alias("d")).to_arrow_table()
+        finally:
+            ctx.deregister_table(_SCRATCH)  # from_arrow registers the table: keep nothing between calls
     return _digest_matrix(result.column("d"), n)
 
 
