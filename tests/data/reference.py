@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from mlwarden.audit import merkle
-from mlwarden.data.columns import Column, ColumnType, Schema
+from mlwarden.data.schema import Column, ColumnType, Schema
 
 TAGS = {
     ColumnType.BOOL: 1, ColumnType.INT: 2, ColumnType.FLOAT: 3, ColumnType.STRING: 4, ColumnType.BINARY: 5,

@@ -12,8 +12,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from mlwarden.data.columns import Schema, conform
+from mlwarden.data.columns import conform
 from mlwarden.data.fingerprint import row_digests
+from mlwarden.data.schema import Schema
 from mlwarden.data.tree import tree_of
 from mlwarden.data.versions import version_digest
 from tests.data import reference

@@ -17,10 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlwarden.data.columns import Column, ColumnType, Schema, conform, infer_schema
+from mlwarden.data.columns import conform, infer_schema
 from mlwarden.data.fingerprint import CHUNK_ROWS, row_digests
 from mlwarden.data.ingest import stage
 from mlwarden.data.readers import from_table, open_file
+from mlwarden.data.schema import Column, ColumnType, Schema
 from mlwarden.data.tree import TreeState, tree_of
 from mlwarden.store.blobs import LocalBlobStore
 from tests.data import reference

@@ -10,9 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlwarden.data import readers
-from mlwarden.data.columns import ColumnType, conform, infer_schema
+from mlwarden.data.columns import conform, infer_schema
 from mlwarden.data.ingest import stage
 from mlwarden.data.readers import detect_format, from_table, open_file
+from mlwarden.data.schema import ColumnType
 from mlwarden.data.tree import TreeState
 from mlwarden.errors import ContractMismatch, InputError
 from mlwarden.store.blobs import LocalBlobStore

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,8 +13,11 @@ from rich.text import Text
 
 from mlwarden.cli.common import JsonOption, open_cli_workspace, output
 from mlwarden.cli.render import Output
-from mlwarden.data.readers import Progress as ProgressCallback
-from mlwarden.service.dataset_changes import Change
+
+if TYPE_CHECKING:
+    from mlwarden.service.dataset_changes import Change
+
+ProgressCallback = Callable[[int], None]
 
 data_app = typer.Typer(help="Datasets: row-level versions with per-row provenance.", no_args_is_help=True)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from rich.text import Text
 
 from mlwarden.cli.render import Output
 from mlwarden.service.workspace import Workspace, open_workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PROJECT = "fraud"
 DATASET = "diagnosis"

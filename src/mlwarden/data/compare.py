@@ -13,7 +13,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from mlwarden.data.rows import DIGEST, POSITION, Chunk, VersionView, frame, iter_pieces
+from mlwarden.data.frames import DIGEST, POSITION, frame
+from mlwarden.data.rows import Chunk, VersionView, iter_pieces
 from mlwarden.data.sha import DIGEST_SIZE
 from mlwarden.data.versions import Manifest, Piece
 from mlwarden.errors import UsageError

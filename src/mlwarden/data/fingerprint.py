@@ -26,7 +26,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from mlwarden.data.columns import Column, ColumnType, Schema
+from mlwarden.data.schema import Column, ColumnType, Schema
 from mlwarden.data.sha import DIGEST_SIZE, Digests, fixed_rows, sha256_concat
 
 ENCODING_VERSION = 1

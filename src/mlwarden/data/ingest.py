@@ -8,11 +8,13 @@ verify` does not count as damage).
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-from mlwarden.data.columns import Schema, conform, infer_schema
+from mlwarden.data.columns import conform, infer_schema
 from mlwarden.data.fingerprint import row_digests
 from mlwarden.data.readers import BatchSource
+from mlwarden.data.schema import Schema
 from mlwarden.data.segments import SegmentWriter, read_segment
 from mlwarden.data.tree import TreeState
 from mlwarden.domain.digests import Digest
@@ -33,15 +35,25 @@ class Staged:
 
 
 def stage(source: BatchSource, schema: Schema | None, base: TreeState, blobs: BlobStore) -> Staged:
-    """Read ``source`` to the end: conform, fingerprint and store every batch."""
+    """Read ``source`` to the end: conform, fingerprint and store every batch.
+
+    Writing a batch (Parquet, zstd) runs in a second thread while the next one is fingerprinted: both
+    release the GIL, and at most two batches are in memory.
+    """
     schema = schema or infer_schema(source.schema)
     segment_tree, tree = TreeState(), base
-    with SegmentWriter(blobs, schema) as writer:
+    with SegmentWriter(blobs, schema) as writer, ThreadPoolExecutor(1, thread_name_prefix="segment") as pool:
+        written: Future[None] | None = None
         for batch in source.batches:
             conformed = conform(batch, schema)
+            if written is not None:
+                written.result()
+            written = pool.submit(writer.write, conformed)
             digests = row_digests(conformed, schema)
-            segment_tree, tree = segment_tree.extend(digests), tree.extend(digests)
-            writer.write(conformed)
+            segment_tree = segment_tree.extend(digests)
+            tree = segment_tree if base.size == 0 else tree.extend(digests)
+        if written is not None:
+            written.result()
         if writer.rows == 0:
             raise InputError(f"{source.name} has no rows", hint="an ingestion needs at least one row")
         segment, size = writer.finish()

@@ -24,7 +24,7 @@ import pyarrow.ipc as pa_ipc
 import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
-from mlwarden.data.columns import Schema
+from mlwarden.data.schema import Schema
 from mlwarden.domain.digests import Digest
 from mlwarden.errors import InputError
 

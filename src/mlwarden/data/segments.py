@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mlwarden.data.columns import Schema
+from mlwarden.data.schema import Schema
 from mlwarden.domain.digests import Digest
 from mlwarden.store.blobs import BlobStore
 
@@ -33,6 +33,9 @@ class SegmentWriter(AbstractContextManager["SegmentWriter"]):
             str(self._path),
             schema.arrow_schema(),
             compression=COMPRESSION,
+            # Dictionary pages cost most of the write time here and made the files larger, not smaller:
+            # zstd already squeezes repeated values.
+            use_dictionary=False,
             write_statistics=True,
         )
         self.rows = 0

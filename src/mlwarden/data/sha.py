@@ -20,15 +20,25 @@ DIGEST_SIZE = 32
 Digests = npt.NDArray[np.uint8]  # shape (n, 32)
 
 
+_LOCK = threading.Lock()
+_SCRATCH = "mlwarden_rows"
+
+
 @cache
-def _context() -> object:
-    import datafusion  # slow to import (~0.5 s): only commands that hash rows pay for it
+def _engine() -> object:
+    import datafusion  # slow to import (~0.4 s): only commands that hash rows pay for it
 
     return datafusion.SessionContext(datafusion.SessionConfig().with_target_partitions(1))
 
 
-_LOCK = threading.Lock()
-_SCRATCH = "mlwarden_rows"
+def _context() -> object:
+    with _LOCK:
+        return _engine()
+
+
+def warm_up() -> None:
+    """Start loading the engine in the background, so that it overlaps reading the input."""
+    threading.Thread(target=_context, name="mlwarden-hash-engine", daemon=True).start()
 
 
 def sha256_concat(columns: list[pa.Array]) -> Digests:
@@ -44,8 +54,8 @@ def sha256_concat(columns: list[pa.Array]) -> Digests:
     names = [f"c{i}" for i in range(len(columns))]
     table = pa.table(dict(zip(names, columns, strict=True)))
     message = functions.concat(*[datafusion.col(c) for c in names]) if len(names) > 1 else datafusion.col("c0")
+    ctx: Any = _context()
     with _LOCK:
-        ctx: Any = _context()
         frame = ctx.from_arrow(table, name=_SCRATCH)
         try:
             result = frame.select(functions.sha256(message).alias("d")).to_arrow_table()

@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy and the hash engine load only when a tree grows, not to read one's state
+    from mlwarden.data.sha import Digests
 
-from mlwarden.data.sha import DIGEST_SIZE, Digests, sha256_rows
-
+DIGEST_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _NODE_PREFIX = 1
 _ENGINE_MIN = 2048  # below this many nodes a hashlib loop beats the engine's per-call cost
@@ -41,6 +42,8 @@ class TreeState:
 
     def extend(self, leaves: Digests) -> TreeState:
         """The tree after appending ``leaves`` (an (k, 32) array of leaf hashes)."""
+        import numpy as np
+
         if len(leaves) == 0:
             return self
         pending = dict(self.nodes)
@@ -82,6 +85,10 @@ def _node_hash(left: bytes, right: bytes) -> bytes:
 
 def _hash_pairs(nodes: Digests) -> Digests:
     """Interior nodes over consecutive pairs: H(0x01 || nodes[2i] || nodes[2i+1])."""
+    import numpy as np
+
+    from mlwarden.data.sha import sha256_rows
+
     count = len(nodes) // 2
     if count == 0:
         return np.empty((0, DIGEST_SIZE), dtype=np.uint8)

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from mlwarden.data.columns import Schema
+from mlwarden.data.schema import Schema
 from mlwarden.data.tree import TreeState
 from mlwarden.domain.digests import Digest
 from mlwarden.errors import UsageError
@@ -52,6 +52,11 @@ def manifest_from_json(text: str) -> Manifest:
 def without(manifest: Manifest, ingestions: Iterable[str]) -> Manifest:
     dropped = set(ingestions)
     return tuple(p for p in manifest if p.ingestion not in dropped)
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """What audit events record of a manifest (its JSON form's digest)."""
+    return str(Digest.of_bytes(manifest_to_json(manifest).encode()))
 
 
 def version_digest(schema: Schema, tree: TreeState) -> Digest:

@@ -11,19 +11,26 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection
 
 from mlwarden.audit.clock import format_ts, utcnow
-from mlwarden.data.ingest import Staged, extend_with_segment
 from mlwarden.data.tree import TreeState
-from mlwarden.data.versions import Manifest, Piece, manifest_from_json, manifest_to_json, version_digest
+from mlwarden.data.versions import (
+    Manifest,
+    Piece,
+    manifest_digest,
+    manifest_from_json,
+    manifest_to_json,
+    version_digest,
+)
 from mlwarden.domain.digests import Digest
 from mlwarden.domain.events import Actor, DetailValue
 from mlwarden.errors import ContractMismatch, UsageError
 from mlwarden.service import approvals
 from mlwarden.service.dataset_store import (
+    CHANGE_KIND,
     Dataset,
     Ingestion,
     Version,
@@ -37,7 +44,9 @@ from mlwarden.service.dataset_store import (
 from mlwarden.service.door import Applied, Refusal
 from mlwarden.store.blobs import BlobStore
 
-CHANGE_KIND = "dataset.change"
+if TYPE_CHECKING:
+    from mlwarden.data.ingest import Staged
+
 MAX_NOTE = 4096
 MAX_SOURCE = 128
 
@@ -110,6 +119,8 @@ def apply_ingest(conn: Connection, blobs: BlobStore, actor: Actor, request: Inge
         manifest = (*latest.manifest, piece)
         tree = request.staged.tree
         if latest.number != request.base_number:  # another ingest landed while this one was staged
+            from mlwarden.data.ingest import extend_with_segment
+
             tree = extend_with_segment(blobs, dataset.schema, request.staged.segment, latest.tree)
     version = Version(
         dataset=dataset.name,
@@ -266,10 +277,6 @@ def _payload(dataset: Dataset, latest: Version | None, version: Version, ingesti
         "version": version.to_dict() | {"tree": version.tree.to_json(), "manifest": manifest_to_json(version.manifest)},
         "ingestion": ingestion.to_dict() if ingestion else None,
     }
-
-
-def manifest_digest(manifest: Manifest) -> str:
-    return str(Digest.of_bytes(manifest_to_json(manifest).encode()))
 
 
 def _apply_approved(conn: Connection, request: approvals.ApprovalRequest) -> dict[str, DetailValue]:

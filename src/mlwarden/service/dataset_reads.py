@@ -5,15 +5,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import polars as pl
-
-from mlwarden.data.compare import RowDiff
-from mlwarden.data.rows import DIGEST, INGESTION, POSITION, PROVENANCE, VersionView, column_stats, jsonable_row
+from mlwarden.data.rows import VersionView
 from mlwarden.data.tree import TreeState
 from mlwarden.data.versions import Manifest, without
 from mlwarden.service.dataset_store import Dataset, Ingestion, Version
+
+if TYPE_CHECKING:  # polars loads only for the queries that return rows (diff, blame)
+    import polars as pl
+
+    from mlwarden.data.compare import RowDiff
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ def lineage(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def diff_summary(a: Snapshot, b: Snapshot, result: RowDiff, rows: int | None) -> dict[str, Any]:
+    from mlwarden.data.frames import column_stats
+
     schema = a.dataset.schema
     summary: dict[str, Any] = {
         "a": a.version.to_dict(),
@@ -97,6 +101,8 @@ def diff_summary(a: Snapshot, b: Snapshot, result: RowDiff, rows: int | None) ->
 
 
 def _by_source(result: RowDiff, ingestions: Mapping[str, Ingestion]) -> list[dict[str, Any]]:
+    from mlwarden.data.frames import INGESTION
+
     counts: dict[str, Counter[str]] = {}
     for side, data in (("added", result.added), ("removed", result.removed)):
         for ingestion_id, n in Counter(data.get_column(INGESTION).to_list()).items():
@@ -106,6 +112,8 @@ def _by_source(result: RowDiff, ingestions: Mapping[str, Ingestion]) -> list[dic
 
 def provenance_rows(data: pl.DataFrame, ingestions: Mapping[str, Ingestion]) -> list[dict[str, Any]]:
     """Rows as JSON: their values, their position and digest, and the ingestion that brought them."""
+    from mlwarden.data.frames import DIGEST, INGESTION, POSITION, PROVENANCE, jsonable_row
+
     out = []
     for row in data.iter_rows(named=True):
         ingestion = ingestions[row[INGESTION]]

@@ -9,13 +9,15 @@ from typing import Any
 
 from sqlalchemy import Connection, RowMapping, func, insert, select
 
-from mlwarden.data.columns import Schema
+from mlwarden.data.schema import Schema
 from mlwarden.data.tree import TreeState
 from mlwarden.data.versions import Manifest, Reference, manifest_from_json, manifest_to_json
 from mlwarden.domain.digests import Digest
 from mlwarden.domain.events import Resource
 from mlwarden.errors import NotFound, UsageError
 from mlwarden.store.tables import dataset_ingestions, dataset_versions, datasets
+
+CHANGE_KIND = "dataset.change"  # the kind of approval request a change to a protected dataset opens
 
 
 @dataclass(frozen=True)

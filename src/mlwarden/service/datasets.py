@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import Connection, update
 
 from mlwarden.audit.clock import format_ts, normalize_ts, utcnow
-from mlwarden.data import compare
 from mlwarden.data.ingest import stage
 from mlwarden.data.readers import Progress, from_table, open_file
 from mlwarden.data.rows import iter_pieces
+from mlwarden.data.sha import warm_up
 from mlwarden.data.tree import TreeState
 from mlwarden.data.versions import Reference, validate_dataset_name
 from mlwarden.domain.actions import Action
@@ -37,7 +37,6 @@ from mlwarden.service.dataset_changes import (
     new_id,
     validate_source,
 )
-from mlwarden.service.dataset_export import export_format, export_version
 from mlwarden.service.dataset_integrity import IntegrityReport, check_datasets
 from mlwarden.service.dataset_reads import Snapshot, diff_summary, lineage, provenance_rows, reuse_tree, show
 from mlwarden.service.dataset_store import (
@@ -83,6 +82,7 @@ class DatasetService:
         progress: Progress | None = None,
     ) -> Change:
         """Ingest a file (CSV, Parquet, JSON Lines, Arrow IPC) or a pandas/polars/pyarrow table."""
+        warm_up()
         project = self._project(project)
         validate_dataset_name(name)
         validate_source(source)
@@ -228,6 +228,8 @@ class DatasetService:
     @access
     def export(self, ref: str, out: str | Path, *, project: str | None = None) -> dict[str, Any]:
         """Write a version's rows to ``out`` (.parquet, .csv, .jsonl or .arrow), checking its digest."""
+        from mlwarden.service.dataset_export import export_format, export_version
+
         export_format(Path(out))
         snapshot = self._hand_out(ref, project, "export")
         rows = export_version(self._ctx.blobs, snapshot.view(), snapshot.version.digest, Path(out))
@@ -241,6 +243,8 @@ class DatasetService:
         second = self._read(b, project)
         if first.dataset.schema != second.dataset.schema:
             raise UsageError(f"{a} and {b} have different schemas", hint="diff versions of one dataset")
+        from mlwarden.data import compare  # polars: loaded by the queries that need it
+
         result = compare.diff(self._ctx.blobs, first.view(), second.view())
         return diff_summary(first, second, result, _bounded(rows))
 
@@ -257,6 +261,8 @@ class DatasetService:
         """The rows matching a SQL condition (or a row digest), each with the ingestion that brought it."""
         wanted = bytes.fromhex(Digest.parse(row_digest).hex) if row_digest else None
         snapshot = self._hand_out(ref, project, "blame")
+        from mlwarden.data import compare  # polars: loaded by the queries that need it
+
         found = compare.blame(self._ctx.blobs, snapshot.view(), where=where, digest=wanted, limit=_bounded(limit) or 0)
         return {
             "version": snapshot.version.to_dict(),

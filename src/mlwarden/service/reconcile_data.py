@@ -18,9 +18,9 @@ import orjson
 from sqlalchemy import Connection, select
 
 from mlwarden.audit.verify import Problem
-from mlwarden.data.versions import manifest_from_json
+from mlwarden.data.versions import manifest_digest, manifest_from_json
 from mlwarden.domain.actions import Action
-from mlwarden.service.dataset_changes import CHANGE_KIND, manifest_digest
+from mlwarden.service.dataset_store import CHANGE_KIND
 from mlwarden.service.reconcile import compare_rows
 from mlwarden.store.tables import audit_events, dataset_ingestions, dataset_versions, datasets
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 import uuid
 from datetime import timedelta
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -19,7 +21,6 @@ from mlwarden.service.assembly import build_context, step_up_with
 from mlwarden.service.auditing import AuditService
 from mlwarden.service.config import WorkspaceConfig, find_workspace
 from mlwarden.service.context import ServiceContext
-from mlwarden.service.datasets import DatasetService
 from mlwarden.service.door import mutation
 from mlwarden.service.mfa import MfaService
 from mlwarden.service.projects import ProjectService
@@ -29,6 +30,9 @@ from mlwarden.service.tokens import NewToken, TokenService, authenticate
 from mlwarden.service.users import UserService
 from mlwarden.store import schema
 from mlwarden.store.tables import workspace_meta
+
+if TYPE_CHECKING:
+    from mlwarden.service.datasets import DatasetService
 
 ENV_TOKEN = "MLWARDEN_TOKEN"
 
@@ -46,7 +50,13 @@ class Workspace:
         self.projects = ProjectService(ctx)
         self.roles = RoleService(ctx, step_up_with(ctx))
         self.approvals = ApprovalService(ctx, step_up_with(ctx))
-        self.data = DatasetService(ctx, step_up_with(ctx))
+
+    @cached_property
+    def data(self) -> DatasetService:
+        """Datasets (loaded on first use: pyarrow, polars and the hash engine cost a second to import)."""
+        from mlwarden.service.datasets import DatasetService
+
+        return DatasetService(self._ctx, step_up_with(self._ctx))
 
     @property
     def root(self) -> Path:
