@@ -182,3 +182,18 @@ def test_property_fast_equals_reference(data: st.DataObject) -> None:
     rows = data.draw(st.lists(st.tuples(*[st.none() | _values[k] for k in kinds]), min_size=1, max_size=30))
     columns = {c.name: pa.array([r[i] for r in rows], c.arrow_type()) for i, c in enumerate(schema.columns)}
     assert digests_of(pa.table(columns), schema) == [reference.row_digest(schema, r).hex() for r in rows]
+
+
+@pytest.mark.parametrize("engine_min", [1, 10**9])
+def test_the_engine_and_the_hashlib_loop_give_the_same_digests(
+    monkeypatch: pytest.MonkeyPatch, engine_min: int
+) -> None:
+    from mlwarden.data import sha
+
+    table = pa.Table.from_pandas(sample(700), preserve_index=False)
+    schema = infer_schema(table.schema)
+    rows = [tuple(row.values()) for row in table.to_pylist()]
+    monkeypatch.setattr(sha, "ENGINE_MIN_ROWS", engine_min)
+    assert digests_of(table) == [reference.row_digest(schema, r).hex() for r in rows]
+    leaves = np.frombuffer(b"".join(bytes.fromhex(d) for d in digests_of(table)), np.uint8).reshape(-1, 32)
+    assert tree_of(leaves).root() == reference.merkle.root([row.tobytes() for row in leaves])

@@ -12,8 +12,11 @@ string); text must be UTF-8. Without a schema, column types are inferred from th
 
 from __future__ import annotations
 
+import hashlib
 import io
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -25,9 +28,11 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from mlwarden.data.schema import Schema
+from mlwarden.data.sha import ENGINE_MIN_ROWS
 from mlwarden.domain.digests import Digest
 from mlwarden.errors import InputError
 
+LARGE_FILE = 4 << 20
 BLOCK_SIZE = 4 << 20  # the CSV reader reads ahead ~8 blocks: this bounds its memory to ~120 MB
 PARQUET_BATCH_ROWS = 1 << 18
 FORMATS = ("csv", "parquet", "jsonl", "arrow")
@@ -44,8 +49,11 @@ class BatchSource:
     schema: pa.Schema
     format: str
     name: str
-    file_digest: Digest | None = None
-    size: int | None = None
+    large: bool  # worth loading the hash engine for (see sha.ENGINE_MIN_ROWS)
+    digest_job: Future[Digest] | None = None  # the input file's SHA-256, computed alongside the reading
+
+    def input_digest(self) -> Digest | None:
+        return self.digest_job.result() if self.digest_job is not None else None
 
 
 def detect_format(path: Path) -> str:
@@ -69,7 +77,7 @@ def open_file(path: Path, schema: Schema | None = None, progress: Progress | Non
     if not path.is_file():
         raise InputError(f"{path} is not a readable file", hint="name a CSV, Parquet, JSON Lines or Arrow file")
     fmt = detect_format(path)
-    digest, size = file_digest(path)
+    digest = _in_background(file_digest, path)
     opener = {"csv": _open_csv, "parquet": _open_parquet, "jsonl": _open_jsonl, "arrow": _open_arrow}[fmt]
     stream = _Counting(path.open("rb"), progress)
     try:
@@ -77,28 +85,38 @@ def open_file(path: Path, schema: Schema | None = None, progress: Progress | Non
     except _ARROW_ERRORS + (OSError,) as exc:
         stream.close()
         raise _input_error(path.name, fmt, exc) from None
-    return BatchSource(_guarded(batches, path.name, fmt, stream), arrow_schema, fmt, path.name, digest, size)
+    large = path.stat().st_size >= LARGE_FILE
+    return BatchSource(_guarded(batches, path.name, fmt, stream), arrow_schema, fmt, path.name, large, digest)
 
 
-def file_digest(path: Path) -> tuple[Digest, int]:
-    import hashlib
-
+def file_digest(path: Path) -> Digest:
     hasher = hashlib.sha256()
-    size = 0
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
-            hasher.update(chunk)
-            size += len(chunk)
-    return Digest.parse("sha256:" + hasher.hexdigest()), size
+            hasher.update(chunk)  # releases the GIL: this runs beside the parsing
+    return Digest.parse("sha256:" + hasher.hexdigest())
+
+
+def _in_background(fn: Callable[[Path], Digest], path: Path) -> Future[Digest]:
+    future: Future[Digest] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn(path))
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="mlwarden-input-digest", daemon=True).start()
+    return future
 
 
 def from_table(table: Any) -> BatchSource:
     """A pandas or polars DataFrame, or a pyarrow Table / RecordBatch / RecordBatchReader."""
     kind, arrow = _to_arrow(table)
     if isinstance(arrow, pa.RecordBatchReader):
-        return BatchSource(iter(arrow), arrow.schema, kind, kind)
+        return BatchSource(iter(arrow), arrow.schema, kind, kind, large=True)
     batches = arrow.to_batches(max_chunksize=PARQUET_BATCH_ROWS) if isinstance(arrow, pa.Table) else [arrow]
-    return BatchSource(iter(batches), arrow.schema, kind, kind)
+    return BatchSource(iter(batches), arrow.schema, kind, kind, large=arrow.num_rows >= ENGINE_MIN_ROWS)
 
 
 def _to_arrow(table: Any) -> tuple[str, pa.Table | pa.RecordBatch | pa.RecordBatchReader]:

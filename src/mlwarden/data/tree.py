@@ -22,7 +22,6 @@ if TYPE_CHECKING:  # numpy and the hash engine load only when a tree grows, not 
 DIGEST_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 _NODE_PREFIX = 1
-_ENGINE_MIN = 2048  # below this many nodes a hashlib loop beats the engine's per-call cost
 
 
 @dataclass(frozen=True)
@@ -95,12 +94,7 @@ def _hash_pairs(nodes: Digests) -> Digests:
     messages = np.empty((count, 1 + 2 * DIGEST_SIZE), dtype=np.uint8)
     messages[:, 0] = _NODE_PREFIX
     messages[:, 1:] = nodes.reshape(count, 2 * DIGEST_SIZE)
-    if count >= _ENGINE_MIN:
-        return sha256_rows(messages)
-    out = np.empty((count, DIGEST_SIZE), dtype=np.uint8)
-    for i in range(count):
-        out[i] = np.frombuffer(hashlib.sha256(messages[i].tobytes()).digest(), dtype=np.uint8)
-    return out
+    return sha256_rows(messages)
 
 
 def tree_of(leaves: Digests) -> TreeState:

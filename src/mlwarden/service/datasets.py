@@ -18,7 +18,6 @@ from mlwarden.audit.clock import format_ts, normalize_ts, utcnow
 from mlwarden.data.ingest import stage
 from mlwarden.data.readers import Progress, from_table, open_file
 from mlwarden.data.rows import iter_pieces
-from mlwarden.data.sha import warm_up
 from mlwarden.data.tree import TreeState
 from mlwarden.data.versions import Reference, validate_dataset_name
 from mlwarden.domain.actions import Action
@@ -82,7 +81,6 @@ class DatasetService:
         progress: Progress | None = None,
     ) -> Change:
         """Ingest a file (CSV, Parquet, JSON Lines, Arrow IPC) or a pandas/polars/pyarrow table."""
-        warm_up()
         project = self._project(project)
         validate_dataset_name(name)
         validate_source(source)
@@ -99,7 +97,7 @@ class DatasetService:
             created_at=format_ts(utcnow()),
             input_name=batches.name[:256],
             input_format=batches.format,
-            input_digest=str(batches.file_digest) if batches.file_digest else None,
+            input_digest=str(digest) if (digest := batches.input_digest()) else None,
             rows=staged.rows,
             segment=staged.segment,
             segment_root=staged.segment_tree.root().hex(),
