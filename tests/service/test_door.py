@@ -47,6 +47,8 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     "DatasetService.export": lambda ws: ws.data.export("tx@1", ws.root / "tx.parquet", project="fraud"),
     "DatasetService.diff": lambda ws: ws.data.diff("tx@1", "tx@2", project="fraud", rows=5),
     "DatasetService.blame": lambda ws: ws.data.blame("tx", where="id > 0", project="fraud"),
+    "ScanService.allow": lambda ws: ws.scans.allow("mypkg.layers:Custom", reason="ours"),
+    "ScanService.disallow": lambda ws: ws.scans.disallow("mypkg.layers:Reviewed"),
 }
 
 
@@ -97,6 +99,9 @@ READS: dict[str, Callable[[Workspace], Any]] = {
     "DatasetService.versions": lambda ws: ws.data.versions("tx", project="fraud"),
     "DatasetService.show": lambda ws: ws.data.show("tx@2", project="fraud"),
     "DatasetService.lineage": lambda ws: ws.data.lineage("tx", project="fraud"),
+    "ScanService.allowlist": lambda ws: ws.scans.allowlist(),
+    "ScanService.policy": lambda ws: ws.scans.policy(),
+    "ScanService.scan": lambda ws: ws.scans.scan([ws.root / ".mlwarden" / "config.toml"]),
 }
 
 
@@ -174,7 +179,10 @@ def _prepare_access(ws: Workspace) -> None:
         approval_key = step_up_key(load_request(conn, request).resource())
     _REQUESTS[ws.root] = request
     _prepare_data(ws)
+    ws.mfa.step_up(_mfa_code(ws), "scan.allow", step_up_key(Resource("scan_allowlist", "mypkg.layers:Reviewed")))
+    ws.scans.allow("mypkg.layers:Reviewed", reason="reviewed")
     for action, key in (
+        ("scan.allow", step_up_key(Resource("scan_allowlist", "mypkg.layers:Custom"))),
         ("data.unprotect", step_up_key(Resource("dataset", "fraud/tx", "fraud"))),
         ("role.grant", step_up_key(binding_resource("fraud", "alice", Role.VIEWER))),
         ("role.revoke", step_up_key(binding_resource("fraud", "alice", Role.ML_ENGINEER))),

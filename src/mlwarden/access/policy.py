@@ -50,6 +50,10 @@ PERMISSIONS: Mapping[Action, Rule] = {
     Action.MFA_DISABLE: Rule.SELF_OR_ADMIN,
     Action.PROJECT_CREATE: Rule.ADMIN,
     Action.PROJECT_LIST: Rule.AUTHENTICATED,
+    # Allowing a global lets every pickle that uses it through the scanner: admins, with a step-up.
+    Action.SCAN_ALLOW: Rule.ADMIN,
+    Action.SCAN_DISALLOW: Rule.ADMIN,
+    Action.SCAN_ALLOWLIST: Rule.AUTHENTICATED,
 }
 
 

@@ -49,7 +49,9 @@ PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
 WORKSPACE_ADMIN_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST})
 
 # Sensitive actions: they need a TOTP step-up for this action and this resource within 5 minutes.
-STEP_UP_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.APPROVAL_APPROVE, Action.DATA_UNPROTECT})
+STEP_UP_ACTIONS = frozenset(
+    {Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.APPROVAL_APPROVE, Action.DATA_UNPROTECT, Action.SCAN_ALLOW}
+)
 
 
 def matrix_markdown() -> str:

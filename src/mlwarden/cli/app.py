@@ -9,7 +9,16 @@ from typing import Annotated
 
 import typer
 
-from mlwarden.cli import access_cmds, admin_cmds, audit_cmds, data_cmds, identity_cmds, mfa_cmds, scan_cmds
+from mlwarden.cli import (
+    access_cmds,
+    admin_cmds,
+    allowlist_cmds,
+    audit_cmds,
+    data_cmds,
+    identity_cmds,
+    mfa_cmds,
+    scan_cmds,
+)
 from mlwarden.cli.common import GLOBALS
 from mlwarden.cli.demo import demo
 from mlwarden.cli.render import Output
@@ -58,6 +67,7 @@ app.add_typer(access_cmds.project_app, name="project")
 app.add_typer(access_cmds.role_app, name="role")
 app.add_typer(access_cmds.approvals_app, name="approvals")
 app.add_typer(data_cmds.data_app, name="data")
+app.add_typer(allowlist_cmds.allowlist_app, name="allowlist")
 
 
 def exit_code_for(error: MlwardenError) -> int:

@@ -42,3 +42,6 @@ class Action(StrEnum):
     DATA_VERIFY = "data.verify"
     DATA_PROTECT = "data.protect"
     DATA_UNPROTECT = "data.unprotect"
+    SCAN_ALLOW = "scan.allow"
+    SCAN_DISALLOW = "scan.disallow"
+    SCAN_ALLOWLIST = "scan.allowlist"

@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 from mlwarden.audit.verify import Problem
 from mlwarden.domain.actions import Action
 from mlwarden.service.users import credential_digest
-from mlwarden.store.tables import api_tokens, audit_events, mfa_factors, role_bindings, users
+from mlwarden.store.tables import api_tokens, audit_events, mfa_factors, role_bindings, scan_allowlist, users
 
 _REPLAYED = [
     Action.MFA_ENROLL,
@@ -33,6 +33,8 @@ _REPLAYED = [
     Action.TOKEN_CREATE,
     Action.TOKEN_REVOKE,
     Action.AUTH_LOGIN,
+    Action.SCAN_ALLOW,
+    Action.SCAN_DISALLOW,
 ]
 
 
@@ -66,6 +68,12 @@ class _Factor:
 
 
 @dataclass
+class _Allowed:
+    seq: int
+    role: str
+
+
+@dataclass
 class _Expected:
     """The credential tables as the log says they must be."""
 
@@ -73,6 +81,7 @@ class _Expected:
     tokens: dict[str, _Token] = field(default_factory=dict)
     bindings: dict[str, _Binding] = field(default_factory=dict)
     factors: dict[str, _Factor] = field(default_factory=dict)
+    allowed: dict[str, _Allowed] = field(default_factory=dict)
 
 
 def reconcile_credentials(conn: Connection) -> list[Problem]:
@@ -82,6 +91,7 @@ def reconcile_credentials(conn: Connection) -> list[Problem]:
         + _compare_tokens(conn, expected.tokens)
         + _compare_bindings(conn, expected.bindings)
         + _compare_factors(conn, expected.factors)
+        + _compare("scanner allow-list entry", _found_allowed(conn), expected.allowed)
     )
 
 
@@ -98,6 +108,7 @@ def _replay(conn: Connection) -> _Expected:
             _apply(doc, int(seq), expected.people, expected.tokens)
             _apply_binding(doc, int(seq), expected.bindings)
             _apply_factor(doc, int(seq), expected.factors)
+            _apply_allowed(doc, int(seq), expected.allowed)
         except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError):
             continue  # a damaged event is reported by the log verification itself
     return expected
@@ -140,6 +151,19 @@ def _apply_factor(doc: dict[str, Any], seq: int, factors: dict[str, _Factor]) ->
         factors[name].confirmed = True
     elif action == Action.MFA_DISABLE:
         factors.pop(name, None)
+
+
+def _apply_allowed(doc: dict[str, Any], seq: int, allowed: dict[str, _Allowed]) -> None:
+    """The scanner's workspace allow-list, keyed by global: one line there lets every such pickle through."""
+    if doc["action"] == Action.SCAN_ALLOW:
+        allowed[doc["resource_id"]] = _Allowed(seq, str(doc["details"]["role"]))
+    elif doc["action"] == Action.SCAN_DISALLOW:
+        allowed.pop(doc["resource_id"], None)
+
+
+def _found_allowed(conn: Connection) -> dict[str, dict[str, object]]:
+    query = select(scan_allowlist.c.global_name, scan_allowlist.c.role)
+    return {name: {"role": role} for name, role in conn.execute(query)}
 
 
 def _compare_factors(conn: Connection, expected: dict[str, _Factor]) -> list[Problem]:

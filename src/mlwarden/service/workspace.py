@@ -33,6 +33,7 @@ from mlwarden.store.tables import workspace_meta
 
 if TYPE_CHECKING:
     from mlwarden.service.datasets import DatasetService
+    from mlwarden.service.scans import ScanService
 
 ENV_TOKEN = "MLWARDEN_TOKEN"
 
@@ -57,6 +58,13 @@ class Workspace:
         from mlwarden.service.datasets import DatasetService
 
         return DatasetService(self._ctx, step_up_with(self._ctx))
+
+    @cached_property
+    def scans(self) -> ScanService:
+        """The model scanner with this workspace's allow-list (loaded on first use)."""
+        from mlwarden.service.scans import ScanService
+
+        return ScanService(self._ctx, step_up_with(self._ctx))
 
     @property
     def root(self) -> Path:

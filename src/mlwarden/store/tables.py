@@ -232,3 +232,17 @@ dataset_versions = Table(
     Column("note", Text, nullable=True),
     Index("ix_dataset_versions_digest", "digest"),
 )
+
+# -- Model scanner (migration 0005) -------------------------------------------------------------------
+
+# Globals this workspace adds to the scanner's packaged allow-list ("module:qualname"), with the
+# strongest use allowed (call, class or ref) and why. Reconciled with the log by `audit verify`.
+scan_allowlist = Table(
+    "scan_allowlist",
+    metadata,
+    Column("global_name", String(512), primary_key=True),
+    Column("role", String(8), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("added_by", String(64), nullable=False),
+    Column("added_at", String(32), nullable=False),
+)

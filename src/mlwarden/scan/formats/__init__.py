@@ -1,0 +1,1 @@
+"""Built-in format scanners, each registered under the mlwarden.scanners entry point group."""
