@@ -14,15 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, select
 
 from mlwarden.audit.verify import Problem
 from mlwarden.data.versions import manifest_digest, manifest_from_json
 from mlwarden.domain.actions import Action
 from mlwarden.service.dataset_store import CHANGE_KIND
-from mlwarden.service.reconcile import compare_rows
-from mlwarden.store.tables import audit_events, dataset_ingestions, dataset_versions, datasets
+from mlwarden.service.reconcile import compare_rows, replay
+from mlwarden.store.tables import dataset_ingestions, dataset_versions, datasets
 
 _REPLAYED = [Action.DATA_ADD, Action.DATA_REVERT, Action.DATA_PROTECT, Action.DATA_UNPROTECT, Action.APPROVAL_APPROVE]
 
@@ -51,16 +50,11 @@ def reconcile_datasets(conn: Connection) -> list[Problem]:
 
 def _replay(conn: Connection) -> _Expected:
     expected = _Expected()
-    query = (
-        select(audit_events.c.seq, audit_events.c.body)
-        .where(audit_events.c.action.in_([a.value for a in _REPLAYED]), audit_events.c.outcome == "ok")
-        .order_by(audit_events.c.seq)
-    )
-    for seq, body in conn.execute(query):
+    for seq, doc in replay(conn, _REPLAYED):
         try:
-            _apply(orjson.loads(body), int(seq), expected)
-        except (orjson.JSONDecodeError, TypeError, KeyError, AttributeError, ValueError):
-            continue  # a damaged event is reported by the log verification itself
+            _apply(doc, seq, expected)
+        except (TypeError, KeyError, AttributeError, ValueError):
+            continue  # an event without the fields it should have: the log verification reports it
     return expected
 
 
