@@ -6,7 +6,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,7 +14,9 @@ from mlwarden.cli import credentials
 from mlwarden.cli.render import Output
 from mlwarden.errors import UsageError
 from mlwarden.service.config import find_workspace, load_config
-from mlwarden.service.workspace import ENV_TOKEN, Workspace, open_workspace
+
+if TYPE_CHECKING:
+    from mlwarden.service.workspace import Workspace
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
 
@@ -30,6 +32,8 @@ GLOBALS = Globals()
 def open_cli_workspace() -> Workspace:
     """The workspace found as git finds a repository, acting as MLWARDEN_TOKEN or the stored login."""
     paths = find_workspace(GLOBALS.workspace)
+    from mlwarden.service.workspace import ENV_TOKEN, open_workspace  # the database stack: only when needed
+
     token = os.environ.get(ENV_TOKEN) or credentials.stored_token(load_config(paths).workspace_id)
     return open_workspace(paths.root, token=token, client="cli")
 

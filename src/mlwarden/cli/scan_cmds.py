@@ -62,6 +62,12 @@ def scan(
         raise typer.Exit(1)
 
 
+# `mlwarden scan` runs as its own small app (see mlwarden.cli.entry): the root app would load the
+# workspace stack first.
+scan_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+scan_app.command()(scan)
+
+
 def _workspace_policy(out: Output) -> ScanPolicy:
     """The workspace's allow-list when there is a workspace and a login; else the packaged one."""
     try:
