@@ -11,14 +11,12 @@ from __future__ import annotations
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
-import pyarrow as pa
-
 from mlwarden.data.columns import conform, infer_schema
 from mlwarden.data.fingerprint import row_digests
 from mlwarden.data.readers import BatchSource
 from mlwarden.data.schema import Schema
 from mlwarden.data.segments import SegmentWriter, read_segment
-from mlwarden.data.sha import Digests, warm_up
+from mlwarden.data.sha import warm_up
 from mlwarden.data.tree import TreeState
 from mlwarden.domain.digests import Digest
 from mlwarden.errors import InputError
@@ -41,42 +39,29 @@ def stage(source: BatchSource, schema: Schema | None, base: TreeState, blobs: Bl
     """Read ``source`` to the end: conform, fingerprint and store every batch.
 
     Two threads share the work, both mostly outside the GIL: this one reads, conforms and fingerprints
-    batch k+1 while the other writes batch k (Parquet, zstd) and grows the trees. At most two batches
-    are in memory.
+    batch k+1 and grows the trees while the other writes batch k (Parquet, zstd), which costs about as
+    much. At most two batches are in memory.
     """
     if source.large:
         warm_up()
     schema = schema or infer_schema(source.schema)
-    sink = _Sink(SegmentWriter(blobs, schema), base)
-    with sink.writer, ThreadPoolExecutor(1, thread_name_prefix="segment") as pool:
-        stored: Future[None] | None = None
+    segment_tree, tree = TreeState(), base
+    with SegmentWriter(blobs, schema) as writer, ThreadPoolExecutor(1, thread_name_prefix="segment") as pool:
+        written: Future[None] | None = None
         for batch in source.batches:
             conformed = conform(batch, schema)
+            if written is not None:
+                written.result()
+            written = pool.submit(writer.write, conformed)
             digests = row_digests(conformed, schema)
-            if stored is not None:
-                stored.result()
-            stored = pool.submit(sink.take, conformed, digests)
-        if stored is not None:
-            stored.result()
-        if sink.writer.rows == 0:
+            segment_tree = segment_tree.extend(digests)
+            tree = segment_tree if base.size == 0 else tree.extend(digests)
+        if written is not None:
+            written.result()
+        if writer.rows == 0:
             raise InputError(f"{source.name} has no rows", hint="an ingestion needs at least one row")
-        segment, size = sink.writer.finish()
-    return Staged(schema, sink.writer.rows, segment, size, sink.segment_tree, sink.tree)
-
-
-class _Sink:
-    """Where staged batches go, one at a time: the segment file and the two trees."""
-
-    def __init__(self, writer: SegmentWriter, base: TreeState) -> None:
-        self.writer = writer
-        self.base = base
-        self.segment_tree = TreeState()
-        self.tree = base
-
-    def take(self, batch: pa.RecordBatch, digests: Digests) -> None:
-        self.writer.write(batch)
-        self.segment_tree = self.segment_tree.extend(digests)
-        self.tree = self.segment_tree if self.base.size == 0 else self.tree.extend(digests)
+        segment, size = writer.finish()
+    return Staged(schema, writer.rows, segment, size, segment_tree, tree)
 
 
 def extend_with_segment(blobs: BlobStore, schema: Schema, segment: Digest, base: TreeState) -> TreeState:
