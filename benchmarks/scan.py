@@ -357,8 +357,9 @@ def render(args: argparse.Namespace, versions: dict[str, str], rows: dict, big_s
         "Notes: a state dict of 100 float32 NumPy arrays pickled with protocol 4 stands in for a PyTorch"
         ' state dict (torch is not installed here). "exit" is the tool\'s exit code on that benign file (0 ='
         " clean; -9 = stopped at the timeout). Start-up is the best of three runs on a 40-byte pickle, and"
-        ' "net" subtracts it: mlwarden\'s CLI start-up is mostly importing the rest of mlwarden (its'
-        " workspace stack), not the scanner. fickling stops at the first import it does not know and exits 1"
+        ' "net" subtracts it; when start-up is most of a run, "net" is within timing noise of zero and its'
+        " MB/s means only that the read itself is too quick to measure here: mlwarden skips over array"
+        " payloads (it never needs their bytes). fickling stops at the first import it does not know and exits 1"
         " (unsafe), so its time on the big file is not a full read. Peak RSS is the scanning process's own, showing"
         " which tools read the whole file into memory (GNU time's %M). Ratios compare with picklescan"
         " on the same file.",
