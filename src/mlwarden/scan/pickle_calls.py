@@ -12,6 +12,7 @@ from __future__ import annotations
 import _compat_pickle
 import math
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,7 +51,7 @@ class RawFinding:
     chain: str | None = None
 
 
-class CallsMixin:
+class CallsMixin(ABC):
     stack: list[object]
     stream: Stream
     proto: int
@@ -66,17 +67,17 @@ class CallsMixin:
         self.kept = 0
 
     # supplied by the machine
-    def pop_mark(self) -> list[object]:
-        raise NotImplementedError
+    @abstractmethod
+    def pop_mark(self) -> list[object]: ...
 
-    def offset(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def offset(self) -> int: ...
 
-    def _line(self) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def _line(self) -> bytes: ...
 
-    def run_inline(self) -> str | None:
-        raise NotImplementedError
+    @abstractmethod
+    def run_inline(self) -> str | None: ...
 
     nested: Nested | None
 

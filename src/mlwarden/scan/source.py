@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
@@ -32,26 +33,26 @@ class Budget:
             raise LimitExceeded("total decompressed size limit reached")
 
 
-class Stream:
+class Stream(ABC):
     """A forward-only byte stream with a position. ``size`` is the total length when known."""
 
     size: int | None = None
     seekable = False
 
-    def read(self, n: int) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def read(self, n: int) -> bytes: ...
 
-    def readline(self, limit: int) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def readline(self, limit: int) -> bytes: ...
 
-    def peek(self, n: int) -> bytes:
-        raise NotImplementedError
+    @abstractmethod
+    def peek(self, n: int) -> bytes: ...
 
-    def skip(self, n: int) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def skip(self, n: int) -> int: ...
 
-    def tell(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def tell(self) -> int: ...
 
     @property
     def remaining(self) -> int | None:
@@ -71,7 +72,7 @@ class Stream:
         """An independent stream from this position (itself when the stream cannot seek)."""
         return self
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a default: most streams hold nothing to release
         """Release the stream; a sub-stream moves its parent to its end."""
 
 
