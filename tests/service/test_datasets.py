@@ -251,3 +251,31 @@ def test_every_change_and_hand_out_is_audited(sam: Workspace, data_team: dict[st
     assert events[0].details["source"] == "a" and events[0].details["added_rows"] == 5
     assert events[1].details["what"] == "export" and events[2].details["what"] == "blame"
     assert data_team["root"].ws.audit.verify().ok
+
+
+def test_an_ingest_staged_while_another_lands_is_rebased_onto_it(
+    data_team: dict[str, Person], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second ingest was staged against version 1; version 2 landed meanwhile: it becomes version 3,
+    with its rows after version 2's and a digest recomputed over all of them."""
+    import mlwarden.service.datasets as datasets_module
+
+    sam, alice = data_team["sam"].ws, data_team["alice"].ws
+    add(sam, frame(10), "a")
+    original = datasets_module.stage
+    landed: list[object] = []
+
+    def stage_then_let_another_land(*args: object, **kwargs: object) -> object:
+        staged = original(*args, **kwargs)  # type: ignore[arg-type]
+        if not landed:
+            landed.append(True)  # before the nested add, which is staged through here too
+            add(alice, frame(5, start=10, seed=1), "b")
+        return staged
+
+    monkeypatch.setattr(datasets_module, "stage", stage_then_let_another_land)
+    change = add(sam, frame(7, start=20, seed=2), "c")
+    monkeypatch.undo()
+    assert change.version.number == 3 and change.version.rows == 22  # type: ignore[attr-defined]
+    shown = sam.data.show("tx", project=PROJECT)
+    assert [(i["source"], i["rows_in_version"]) for i in shown["ingestions"]] == [("a", 10), ("b", 5), ("c", 7)]
+    assert sam.data.verify(project=PROJECT).ok

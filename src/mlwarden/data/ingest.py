@@ -15,7 +15,7 @@ from mlwarden.data.columns import conform, infer_schema
 from mlwarden.data.fingerprint import row_digests
 from mlwarden.data.readers import BatchSource
 from mlwarden.data.schema import Schema
-from mlwarden.data.segments import SegmentWriter, read_segment
+from mlwarden.data.segments import SegmentWriter
 from mlwarden.data.sha import warm_up
 from mlwarden.data.tree import TreeState
 from mlwarden.domain.digests import Digest
@@ -62,11 +62,3 @@ def stage(source: BatchSource, schema: Schema | None, base: TreeState, blobs: Bl
             raise InputError(f"{source.name} has no rows", hint="an ingestion needs at least one row")
         segment, size = writer.finish()
     return Staged(schema, writer.rows, segment, size, segment_tree, tree)
-
-
-def extend_with_segment(blobs: BlobStore, schema: Schema, segment: Digest, base: TreeState) -> TreeState:
-    """``base`` extended with a stored segment's rows (when the base moved while staging)."""
-    tree = base
-    for batch in read_segment(blobs, segment, schema):
-        tree = tree.extend(row_digests(batch, schema))
-    return tree

@@ -15,6 +15,7 @@ from mlwarden.data.fingerprint import row_digests
 from mlwarden.data.schema import Schema
 from mlwarden.data.segments import read_segment
 from mlwarden.data.sha import Digests
+from mlwarden.data.tree import TreeState
 from mlwarden.data.versions import Manifest, Piece
 from mlwarden.domain.digests import Digest
 from mlwarden.store.blobs import BlobStore
@@ -50,3 +51,13 @@ def iter_pieces(blobs: BlobStore, view: VersionView, pieces: Manifest | None = N
                 yield Chunk(piece, offset, batch, row_digests(batch, view.schema))
                 offset += batch.num_rows
         position += piece.rows
+
+
+def grow_tree(
+    blobs: BlobStore, view: VersionView, pieces: Manifest | None = None, base: TreeState | None = None
+) -> TreeState:
+    """``base`` (default: empty) extended with the row digests of ``pieces``, recomputed from the rows."""
+    tree = base or TreeState()
+    for chunk in iter_pieces(blobs, view, pieces):
+        tree = tree.extend(chunk.digests)
+    return tree

@@ -119,9 +119,10 @@ def apply_ingest(conn: Connection, blobs: BlobStore, actor: Actor, request: Inge
         manifest = (*latest.manifest, piece)
         tree = request.staged.tree
         if latest.number != request.base_number:  # another ingest landed while this one was staged
-            from mlwarden.data.ingest import extend_with_segment
+            from mlwarden.data.rows import VersionView, grow_tree
 
-            tree = extend_with_segment(blobs, dataset.schema, request.staged.segment, latest.tree)
+            view = VersionView(dataset.schema, (piece,), {piece.ingestion: request.staged.segment})
+            tree = grow_tree(blobs, view, base=latest.tree)
     version = Version(
         dataset=dataset.name,
         project=dataset.project,

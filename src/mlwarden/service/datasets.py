@@ -17,7 +17,7 @@ from sqlalchemy import Connection, update
 from mlwarden.audit.clock import format_ts, normalize_ts, utcnow
 from mlwarden.data.ingest import stage
 from mlwarden.data.readers import Progress, from_table, open_file
-from mlwarden.data.rows import iter_pieces
+from mlwarden.data.rows import grow_tree
 from mlwarden.data.tree import TreeState
 from mlwarden.data.versions import Reference, validate_dataset_name
 from mlwarden.domain.actions import Action
@@ -159,7 +159,7 @@ class DatasetService:
             manifest = tuple(p for p in latest.manifest if p.ingestion not in drop)
         if manifest == latest.manifest:
             raise UsageError(f"nothing to revert: no rows of {latest.ref} match --{by} {value}")
-        tree = reuse_tree(snapshot.history, manifest) or self._tree_of(snapshot, manifest)
+        tree = reuse_tree(snapshot.history, manifest) or grow_tree(self._ctx.blobs, snapshot.view(), manifest)
         undid = {
             "by": by,
             "value": str(value),
@@ -168,13 +168,6 @@ class DatasetService:
             "from_version": latest.number,
         }
         return Revert(manifest, tree, undid, latest.number, note)
-
-    def _tree_of(self, snapshot: Snapshot, manifest: tuple[Any, ...]) -> TreeState:
-        tree = TreeState()
-        view = snapshot.view()
-        for chunk in iter_pieces(self._ctx.blobs, view, manifest):
-            tree = tree.extend(chunk.digests)
-        return tree
 
     @mutation
     def protect(self, name: str, *, project: str | None = None, approvals: int = 1) -> Dataset:
