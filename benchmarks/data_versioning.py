@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.metadata
 import io
 import os
 import pstats
@@ -115,7 +116,8 @@ from mlwarden.audit.clock import utcnow
 from mlwarden.data.columns import conform, infer_schema
 from mlwarden.data.fingerprint import VARIABLE, header_words, row_digests, words
 from mlwarden.data.ingest import stage
-from mlwarden.data.readers import PARQUET_BATCH_ROWS, detect_format, file_digest, open_file
+from mlwarden.data.readers import _open_parquet as open_parquet
+from mlwarden.data.readers import detect_format, file_digest, open_file
 from mlwarden.data.segments import SegmentWriter
 from mlwarden.data.sha import ENGINE_MIN_ROWS
 from mlwarden.data.tree import TreeState
@@ -368,11 +370,11 @@ PHASES = {  # as `open_file` + `ingest.stage` + `BatchSource.input_digest` run t
     "conform": "reading thread: `columns.conform` each batch",
     "digests": "reading thread: `fingerprint.row_digests` (the hash engine; hashlib below 32,768 rows)",
     "write": "segment writer thread: `SegmentWriter.write` (Parquet, zstd, no dictionary pages)",
-    "tree": "segment writer thread: `TreeState.extend` (the segment's tree; a first version's is the same one)",
+    "tree": "reading thread: `TreeState.extend` (the segment's tree; a first version's is the same one)",
     "store": "after both: `SegmentWriter.finish` (close, SHA-256, fsync, rename into the blob store)",
 }
-READING = ("open", "read", "conform", "digests")
-WRITING = ("write", "tree")
+READING = ("open", "read", "conform", "digests", "tree")
+WRITING = ("write",)
 
 
 @dataclass(frozen=True)
@@ -392,18 +394,18 @@ def bench_phases(path: Path, folder: Path, repeat: int) -> Phases:
         laps("file_digest")
         with path.open("rb") as stream:
             detect_format(path)
-            parquet = pq.ParquetFile(stream)  # as readers.open_file does for Parquet
-            schema = infer_schema(parquet.schema_arrow)
+            arrow_schema, batches = open_parquet(stream, None)  # as readers.open_file does for Parquet
+            schema = infer_schema(arrow_schema)
             segment_tree = TreeState()
             with SegmentWriter(blobs, schema) as writer:
                 laps("open")
-                for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+                for batch in batches:
                     laps("read")
                     conformed = conform(batch, schema)
                     laps("conform")
                     digests = row_digests(conformed, schema)
                     laps("digests")
-                    writer.write(conformed)  # from here on, as `ingest._Sink.take`
+                    writer.write(conformed)  # from here on, as `ingest.stage` does
                     laps("write")
                     segment_tree = segment_tree.extend(digests)
                     laps("tree")
@@ -445,8 +447,8 @@ def profile_add(root: Path, inputs: Inputs, cli: Path, scratch: Path) -> None:
 
 COLD_STEPS = {
     "start_exit": "interpreter start-up and exit (the process's wall time minus the steps below)",
-    "cli_imports": "the CLI's imports (`import mlwarden.cli.app`, as `mlwarden --help`)",
-    "open_workspace": "open the workspace, check the token",
+    "cli_imports": 'the CLI\'s imports (the root app with the data commands, `app_for(["data", "add"])`)',
+    "open_workspace": "open the workspace (its imports: SQLAlchemy, the audit log, the services), check the token",
     "data_imports": "load the data service (`ws.data`: pyarrow, polars, readers, staging)",
     "open_file": "`readers.open_file` (format, footer; starts the input file's digest in a thread)",
     "stage": "`ingest.stage`: read, conform, fingerprint, write, trees (for files >= 4 MB the hash engine"
@@ -674,7 +676,7 @@ def render(args: argparse.Namespace, res: Results, machine: list[tuple[str, str]
         f" | {1 - cold(worked.cold_append, 'wall') / app_m:.0%} |",
         f"| the CLI (`mlwarden data add`, median, from the wall-time table) | {add_m:.3f} s | 100% | {app_m:.3f} s"
         " | 100% |",
-        f"| for reference: the hash engine's start-up in a fresh process (`import datafusion`, a session),"
+        f"| for reference: the hash engine's start-up in a fresh process (DataFusion's compiled core, a session),"
         f" overlapped with reading in `stage` | {med(worked.engine):.3f} s | {med(worked.engine) / add_m:.0%} | not"
         " loaded | |",
         "",
@@ -682,8 +684,8 @@ def render(args: argparse.Namespace, res: Results, machine: list[tuple[str, str]
         "",
         f"Median of {args.repeat}, in this warm process (the hash engine already loaded), on a bare blob store:"
         " each step re-enacted serially and timed alone, grouped by the thread that runs it in `stage` (the"
-        " reading thread conforms and fingerprints batch k+1 while the segment writer thread writes batch k"
-        " and grows the trees; the input file is hashed in a third thread), then `open_file` + `stage` +"
+        " reading thread conforms and fingerprints batch k+1 and grows the trees while the segment writer"
+        " thread writes batch k; the input file is hashed in a third thread), then `open_file` + `stage` +"
         " the input digest as they run. Shares are of the latter.",
         "",
         "| step | seconds | share of staging as it runs |",
@@ -703,10 +705,10 @@ def render(args: argparse.Namespace, res: Results, machine: list[tuple[str, str]
         "* **mlwarden**: `mlwarden data add events FILE --source S --project bench` as a CLI subprocess, acting"
         " as the workspace admin's token (data_steward in the project), on a SQLite workspace made by"
         " `init_workspace`. It hashes the input file (SHA-256) in a thread, reads it in record batches,"
-        " conforms each batch to the dataset's schema and computes every row's SHA-256 fingerprint (in"
-        f" DataFusion; with hashlib for fewer than {ENGINE_MIN_ROWS:,} rows, so small appends never load the"
-        " engine), while a writer thread writes the previous batch into a Parquet (zstd) segment and extends"
-        " the Merkle trees; the segment goes into the blob store (hashed again and fsynced), then the"
+        " conforms each batch to the dataset's schema, computes every row's SHA-256 fingerprint (in"
+        f" DataFusion's compiled core; with hashlib for fewer than {ENGINE_MIN_ROWS:,} rows, so small appends"
+        " never load the engine) and extends the Merkle trees, while a writer thread writes the previous batch"
+        " into a Parquet (zstd) segment; the segment goes into the blob store (hashed again and fsynced), then the"
         " ingestion, the version and its audit event are committed in one transaction, and the CLI exits"
         " without interpreter teardown. The append stores only the new rows as a new segment; the new"
         " version's manifest refers to both segments, and its tree is the previous one's compact range"
@@ -784,10 +786,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.profile:
             profile_add(work / "profile", inputs, cli, work)
         others = meter.stop()
-        import datafusion
-
         versions = {
-            "pyarrow / DataFusion": f"{pa.__version__} / {datafusion.__version__}",
+            "pyarrow / DataFusion": f"{pa.__version__} / {importlib.metadata.version('datafusion')}",
             "DVC": dvc_name,
             "mlwarden": getattr(mlwarden, "__version__", "?"),
         }

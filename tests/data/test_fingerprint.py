@@ -194,6 +194,7 @@ def test_the_engine_and_the_hashlib_loop_give_the_same_digests(
     schema = infer_schema(table.schema)
     rows = [tuple(row.values()) for row in table.to_pylist()]
     monkeypatch.setattr(sha, "ENGINE_MIN_ROWS", engine_min)
+    monkeypatch.setattr(sha, "ENGINE_MIN_ROWS_LOADED", engine_min)
     assert digests_of(table) == [reference.row_digest(schema, r).hex() for r in rows]
     leaves = np.frombuffer(b"".join(bytes.fromhex(d) for d in digests_of(table)), np.uint8).reshape(-1, 32)
     assert tree_of(leaves).root() == reference.merkle.root([row.tobytes() for row in leaves])

@@ -1,35 +1,45 @@
-"""The root command and its command groups (errors become exit codes in `mlwarden.cli.entry`)."""
+"""The root command and its command groups (errors become exit codes in `mlwarden.cli.entry`).
+
+Each command and group lives in its own module, imported only when it runs: `mlwarden data add`
+loads the data commands and not the access, scan or MFA ones (tens of milliseconds of every command).
+`mlwarden --help`, and anything that names no known command, builds the whole tree.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Sequence
+from importlib import import_module
+from typing import Annotated, Any
 
 import typer
 
-from mlwarden.cli import (
-    access_cmds,
-    admin_cmds,
-    allowlist_cmds,
-    audit_cmds,
-    data_cmds,
-    identity_cmds,
-    mfa_cmds,
-    scan_cmds,
-)
 from mlwarden.cli.common import GLOBALS
-from mlwarden.cli.demo import demo
 
-app = typer.Typer(
-    name="mlwarden",
-    help="Security controls around the ML lifecycle, under one tamper-evident audit log.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+# name -> (module in mlwarden.cli, attribute): a command function or a Typer group
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("identity_cmds", "init"),
+    "login": ("identity_cmds", "login"),
+    "logout": ("identity_cmds", "logout"),
+    "whoami": ("identity_cmds", "whoami"),
+    "demo": ("demo", "demo"),
+    "scan": ("scan_cmds", "scan"),
+}
+GROUPS: dict[str, tuple[str, str]] = {
+    "token": ("identity_cmds", "token_app"),
+    "user": ("identity_cmds", "user_app"),
+    "audit": ("audit_cmds", "audit_app"),
+    "store": ("admin_cmds", "store_app"),
+    "db": ("admin_cmds", "db_app"),
+    "mfa": ("mfa_cmds", "mfa_app"),
+    "project": ("access_cmds", "project_app"),
+    "role": ("access_cmds", "role_app"),
+    "approvals": ("access_cmds", "approvals_app"),
+    "data": ("data_cmds", "data_app"),
+    "allowlist": ("allowlist_cmds", "allowlist_app"),
+}
+_ROOT_OPTIONS_WITH_VALUE = ("--workspace", "-w")
 
 
-@app.callback()
 def _root(
     workspace: Annotated[
         str | None,
@@ -44,20 +54,45 @@ def _root(
     GLOBALS.workspace = workspace
 
 
-app.command("init")(identity_cmds.init)
-app.command("login")(identity_cmds.login)
-app.command("logout")(identity_cmds.logout)
-app.command("whoami")(identity_cmds.whoami)
-app.command("demo")(demo)
-app.command("scan")(scan_cmds.scan)
-app.add_typer(identity_cmds.token_app, name="token")
-app.add_typer(identity_cmds.user_app, name="user")
-app.add_typer(audit_cmds.audit_app, name="audit")
-app.add_typer(admin_cmds.store_app, name="store")
-app.add_typer(admin_cmds.db_app, name="db")
-app.add_typer(mfa_cmds.mfa_app, name="mfa")
-app.add_typer(access_cmds.project_app, name="project")
-app.add_typer(access_cmds.role_app, name="role")
-app.add_typer(access_cmds.approvals_app, name="approvals")
-app.add_typer(data_cmds.data_app, name="data")
-app.add_typer(allowlist_cmds.allowlist_app, name="allowlist")
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root app with every command, or with just ``only`` (a command or group name)."""
+    app = typer.Typer(
+        name="mlwarden",
+        help="Security controls around the ML lifecycle, under one tamper-evident audit log.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+    )
+    app.callback()(_root)
+    for name, where in COMMANDS.items():
+        if only in (None, name):
+            app.command(name)(_load(where))
+    for name, where in GROUPS.items():
+        if only in (None, name):
+            app.add_typer(_load(where), name=name)
+    return app
+
+
+def app_for(args: Sequence[str]) -> typer.Typer:
+    """The smallest app that can run ``args``."""
+    name = command_name(args)
+    return build_app(name if name in COMMANDS or name in GROUPS else None)
+
+
+def command_name(args: Sequence[str]) -> str | None:
+    """The first argument that is not a root option (or its value)."""
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _ROOT_OPTIONS_WITH_VALUE:
+            skip = True
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _load(where: tuple[str, str]) -> Any:
+    module, attribute = where
+    return getattr(import_module(f"mlwarden.cli.{module}"), attribute)

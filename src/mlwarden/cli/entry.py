@@ -26,9 +26,9 @@ def _command(args: list[str]) -> tuple[typer.Typer, list[str], str]:
         from mlwarden.cli.scan_cmds import scan_app
 
         return scan_app, args[1:], "mlwarden scan"
-    from mlwarden.cli.app import app
+    from mlwarden.cli.app import app_for
 
-    return app, args, "mlwarden"
+    return app_for(args), args, "mlwarden"
 
 
 def exit_code_for(error: MlwardenError) -> int:

@@ -34,7 +34,8 @@ from mlwarden.errors import InputError
 
 LARGE_FILE = 4 << 20
 BLOCK_SIZE = 4 << 20  # the CSV reader reads ahead ~8 blocks: this bounds its memory to ~120 MB
-PARQUET_BATCH_ROWS = 1 << 18
+PARQUET_BATCH_ROWS = 1 << 17  # one segment row group per batch (segments.ROW_GROUP_ROWS)
+PARQUET_BUFFER = 1 << 20
 FORMATS = ("csv", "parquet", "jsonl", "arrow")
 Progress = Callable[[int], None]  # bytes just read (an increment)
 
@@ -160,8 +161,12 @@ def _open_jsonl(stream: io.RawIOBase, schema: Schema | None) -> tuple[pa.Schema,
 
 
 def _open_parquet(stream: io.RawIOBase, _schema: Schema | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-    parquet = pq.ParquetFile(stream)
-    return parquet.schema_arrow, parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+    # Buffered reads instead of fetching a whole row group up front: memory stays bounded whatever the
+    # row-group size, and the first batch is ready in milliseconds. One decoding thread: decoding a row
+    # group's columns in parallel made the first batch wait for all of it (0.15 s vs 0.03 s for a
+    # 1M-row group), while the pipeline's other CPU is busy writing the segment.
+    parquet = pq.ParquetFile(stream, pre_buffer=False, buffer_size=PARQUET_BUFFER)
+    return parquet.schema_arrow, parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False)
 
 
 def _open_arrow(stream: io.RawIOBase, _schema: Schema | None) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
