@@ -68,7 +68,7 @@ def test_exit_codes(steward: Cli, tmp_path: Path) -> None:
     steward.json("data", "add", "tx", str(tmp_path / "a.csv"), "--source", "vendor-a")
     frame(3).drop(columns="label").to_csv(tmp_path / "narrow.csv", index=False)
     code, _, err = steward.run("data", "add", "tx", str(tmp_path / "narrow.csv"), "--source", "x")
-    assert code == 2 and "missing column" in err
+    assert code == 1 and "rejected" in err and "missing column" in err  # the ingestion gate's verdict
     code, _, err = steward.run("data", "blame", "tx", "--where", "no_such_column > 1", "--json")
     assert code == 2
     code, out, _ = steward.run("data", "show", "nope", "--json")

@@ -9,7 +9,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from mlwarden.errors import ContractMismatch, InputError, NotFound, PermissionDenied, UsageError
+from mlwarden.errors import ContractMismatch, GateBlocked, InputError, NotFound, PermissionDenied, UsageError
 from mlwarden.service.workspace import Workspace
 from tests.service.access_kit import Person
 from tests.service.data_kit import PROJECT, frame
@@ -161,12 +161,15 @@ def test_a_batch_breaking_the_contract_leaves_nothing_behind(sam: Workspace, tmp
     before = sam.data.versions("tx", project=PROJECT)
     blobs_before = sorted(p.name for p in (sam.root / ".mlwarden" / "blobs" / "sha256").rglob("*"))
     for bad in (frame(3).drop(columns="label"), frame(3).assign(extra=1), frame(3).assign(id="x")):
-        with pytest.raises(ContractMismatch):
+        with pytest.raises(GateBlocked, match="rejected"):  # the gate rejects it, and says so in the log
             add(sam, bad, "b")
     (tmp_path / "bad.csv").write_bytes(b"id,amount\n1,2,3\n")
     with pytest.raises(InputError):
         add(sam, tmp_path / "bad.csv", "b")
     assert sam.data.versions("tx", project=PROJECT) == before
+    rejected = sam.quality.gate("tx", project=PROJECT)["recent_rejections"]
+    assert [r["verdict"] for r in rejected] == ["rejected"] * 3
+    assert all(r["report"]["findings"][0]["name"] == "read" for r in rejected)
     assert sorted(p.name for p in (sam.root / ".mlwarden" / "blobs" / "sha256").rglob("*")) == blobs_before
     assert sam.data.verify(project=PROJECT).ok
 

@@ -45,6 +45,8 @@ PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
     Action.DATA_PROTECT: frozenset({Role.DATA_STEWARD, Role.ADMIN}),
     # Lifting protection re-opens a dataset to unreviewed changes: admins only, with a step-up.
     Action.DATA_UNPROTECT: frozenset({Role.ADMIN}),
+    # The contract and the gate policy decide what gets in: the people who own the data.
+    Action.DATA_POLICY: frozenset({Role.DATA_STEWARD, Role.ADMIN}),
 }
 WORKSPACE_ADMIN_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST})
 

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "whoami": ("identity_cmds", "whoami"),
     "demo": ("demo", "demo"),
     "scan": ("scan_cmds", "scan"),
+    "validate": ("gate_cmds", "validate"),
 }
 GROUPS: dict[str, tuple[str, str]] = {
     "token": ("identity_cmds", "token_app"),

@@ -48,6 +48,8 @@ def data_add(
             replace=replace, progress=progress,
         )  # fmt: skip
     _report_change(out, change)
+    if change.verdict == "quarantined":
+        raise typer.Exit(1)
 
 
 def _report_change(out: Output, change: Change) -> None:
@@ -57,6 +59,11 @@ def _report_change(out: Output, change: Change) -> None:
         v = change.version
         added = f", {change.ingestion.rows} new" if change.ingestion else ""
         out.line(f"{v.ref}: {v.rows} rows{added}, {v.kind}, digest {v.digest}")
+        if change.verdict == "quarantined":
+            out.line(
+                f"the gate quarantined the batch: accept it with `mlwarden approvals approve {change.accept_request}`"
+            )
+            out.line(f"(an approver, not you), or drop it with `mlwarden data revert {change.dataset} --ingestion ...`")
     else:
         out.line(f"{change.dataset} is protected: approval request {change.approval_request} is pending")
         out.line(f"the version it proposes has digest {change.digest}")
@@ -322,3 +329,15 @@ def data_unprotect(
     with open_cli_workspace() as ws:
         found = ws.data.unprotect(dataset, project=project, totp=totp)
     out.emit(found.to_dict()) if json_mode else out.line(f"{dataset} is no longer protected")
+
+
+def _register_gate_commands() -> None:
+    from mlwarden.cli import gate_cmds
+
+    data_app.command("gate")(gate_cmds.data_gate)
+    data_app.command("profile")(gate_cmds.data_profile)
+    data_app.command("contract")(gate_cmds.data_contract)
+    data_app.command("policy")(gate_cmds.data_policy)
+
+
+_register_gate_commands()

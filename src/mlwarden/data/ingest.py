@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
+
+import pyarrow as pa
 
 from mlwarden.data.columns import conform, infer_schema
 from mlwarden.data.fingerprint import row_digests
@@ -21,6 +24,14 @@ from mlwarden.data.tree import TreeState
 from mlwarden.domain.digests import Digest
 from mlwarden.errors import InputError
 from mlwarden.store.blobs import BlobStore
+
+
+class Observer(Protocol):
+    """Sees each conformed record batch as it is staged (the ingestion gate's profile, checks, sample)."""
+
+    def start(self, schema: Schema) -> None: ...
+
+    def add(self, batch: pa.RecordBatch) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -35,7 +46,9 @@ class Staged:
     tree: TreeState  # the base version's tree extended with them
 
 
-def stage(source: BatchSource, schema: Schema | None, base: TreeState, blobs: BlobStore) -> Staged:
+def stage(
+    source: BatchSource, schema: Schema | None, base: TreeState, blobs: BlobStore, observer: Observer | None = None
+) -> Staged:
     """Read ``source`` to the end: conform, fingerprint and store every batch.
 
     Two threads share the work, both mostly outside the GIL: this one reads, conforms and fingerprints
@@ -45,6 +58,8 @@ def stage(source: BatchSource, schema: Schema | None, base: TreeState, blobs: Bl
     if source.large:
         warm_up()
     schema = schema or infer_schema(source.schema)
+    if observer is not None:
+        observer.start(schema)
     segment_tree, tree = TreeState(), base
     with SegmentWriter(blobs, schema) as writer, ThreadPoolExecutor(1, thread_name_prefix="segment") as pool:
         written: Future[None] | None = None
@@ -56,6 +71,8 @@ def stage(source: BatchSource, schema: Schema | None, base: TreeState, blobs: Bl
             digests = row_digests(conformed, schema)
             segment_tree = segment_tree.extend(digests)
             tree = segment_tree if base.size == 0 else tree.extend(digests)
+            if observer is not None:
+                observer.add(conformed)
         if written is not None:
             written.result()
         if writer.rows == 0:

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from mlwarden.data.schema import Schema
 from mlwarden.data.sha import ENGINE_MIN_ROWS
 from mlwarden.domain.digests import Digest
-from mlwarden.errors import InputError
+from mlwarden.errors import ContractMismatch, InputError
 
 LARGE_FILE = 4 << 20
 BLOCK_SIZE = 4 << 20  # the CSV reader reads ahead ~8 blocks: this bounds its memory to ~120 MB
@@ -200,6 +200,7 @@ def _input_error(name: str, fmt: str, exc: Exception) -> InputError:
         hint = "save the file as UTF-8"
     elif "conversion error" in message.lower() or "In CSV column" in message:
         hint = "a value does not fit its column's type (inferred from the first rows, or the dataset's schema)"
+        return ContractMismatch(f"cannot read {name} as {fmt}: {message}", hint=hint)  # a broken contract
     return InputError(f"cannot read {name} as {fmt}: {message}", hint=hint)
 
 

@@ -42,6 +42,7 @@ class Action(StrEnum):
     DATA_VERIFY = "data.verify"
     DATA_PROTECT = "data.protect"
     DATA_UNPROTECT = "data.unprotect"
+    DATA_POLICY = "data.policy"  # set a dataset's contract or gate policy
     SCAN_ALLOW = "scan.allow"
     SCAN_DISALLOW = "scan.disallow"
     SCAN_ALLOWLIST = "scan.allowlist"

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
@@ -35,6 +36,12 @@ PENDING, APPROVED, REJECTED, EXPIRED, SUPERSEDED = "pending", "approved", "rejec
 # joins the approval event's details (what was put into effect, for reconciliation).
 OnApproved = Callable[[Connection, "ApprovalRequest"], dict[str, DetailValue] | None]
 _ON_APPROVED: dict[str, OnApproved] = {}
+# Where each kind's handler registers itself: imported on demand, so that approving in a process that never
+# loaded (say) the data service still puts the approved change into effect.
+_HANDLER_MODULES = {
+    "dataset.change": "mlwarden.service.dataset_changes",
+    "dataset.accept": "mlwarden.service.dataset_gate",
+}
 
 
 def on_approved(kind: str, handler: OnApproved) -> None:
@@ -264,6 +271,8 @@ def _settle(conn: Connection, request: ApprovalRequest, decision: str) -> dict[s
         .where(approval_requests.c.id == request.id)
         .values(status=status, decided_at=format_ts(utcnow()))
     )
+    if status == APPROVED and request.kind not in _ON_APPROVED and request.kind in _HANDLER_MODULES:
+        import_module(_HANDLER_MODULES[request.kind])
     if status == APPROVED and request.kind in _ON_APPROVED:
         return _ON_APPROVED[request.kind](conn, request)
     return None

@@ -9,6 +9,7 @@ it would create; approving it creates exactly that version, or nothing if the da
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,7 @@ from mlwarden.store.blobs import BlobStore
 
 if TYPE_CHECKING:
     from mlwarden.data.ingest import Staged
+    from mlwarden.service.gate_store import GateRecord
 
 MAX_NOTE = 4096
 MAX_SOURCE = 128
@@ -61,9 +63,13 @@ class Change:
     version: Version | None
     ingestion: Ingestion | None
     approval_request: str | None
+    verdict: str | None = None  # the ingestion gate's: accepted or quarantined (a rejection raises)
+    accept_request: str | None = None  # a quarantined batch's request to accept it
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "verdict": self.verdict,
+            "accept_request": self.accept_request,
             "project": self.project,
             "dataset": self.dataset,
             "digest": self.digest,
@@ -102,6 +108,7 @@ class Ingest:
     label_column: str | None
     base_number: int  # the version the staging extended (0: none)
     note: str | None
+    gate: GateRecord | None = None  # the ingestion gate's verdict on the batch
 
 
 def apply_ingest(conn: Connection, blobs: BlobStore, actor: Actor, request: Ingest) -> Applied[Change]:
@@ -139,7 +146,17 @@ def apply_ingest(conn: Connection, blobs: BlobStore, actor: Actor, request: Inge
         created_at=request.ingestion.created_at,
         note=request.note,
     )
-    return _make_or_propose(conn, actor, dataset, latest, version, request.ingestion)
+    applied = _make_or_propose(conn, actor, dataset, latest, version, request.ingestion)
+    if request.gate is None:
+        return applied
+    from mlwarden.service.dataset_gate import record_verdict
+
+    details = record_verdict(conn, actor, dataset, request.gate)
+    accept = details.get("accept_request")
+    change = dataclasses.replace(
+        applied.value, verdict=request.gate.verdict, accept_request=str(accept) if accept else None
+    )
+    return dataclasses.replace(applied, value=change, details={**applied.details, **details})
 
 
 def _create_dataset(conn: Connection, request: Ingest, actor: str) -> Dataset:

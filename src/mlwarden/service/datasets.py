@@ -20,10 +20,11 @@ from mlwarden.data.readers import Progress, from_table, open_file
 from mlwarden.data.rows import grow_tree
 from mlwarden.data.tree import TreeState
 from mlwarden.data.versions import Reference, validate_dataset_name
+from mlwarden.defense.policy import Judgement, Verdict
 from mlwarden.domain.actions import Action
 from mlwarden.domain.digests import Digest
 from mlwarden.domain.events import Resource
-from mlwarden.errors import NotFound, UsageError
+from mlwarden.errors import ContractMismatch, GateBlocked, NotFound, UsageError
 from mlwarden.service.config import ENV_PROJECT
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.dataset_changes import (
@@ -36,6 +37,16 @@ from mlwarden.service.dataset_changes import (
     new_id,
     validate_source,
 )
+from mlwarden.service.dataset_gate import (
+    AddBase,
+    Watch,
+    add_base,
+    record_rejection,
+    rejection_message,
+    store_evidence,
+    unreadable,
+)
+from mlwarden.service.dataset_gate import Reference as GateReference
 from mlwarden.service.dataset_integrity import IntegrityReport, check_datasets
 from mlwarden.service.dataset_reads import Snapshot, diff_summary, lineage, provenance_rows, reuse_tree, show
 from mlwarden.service.dataset_store import (
@@ -53,6 +64,7 @@ from mlwarden.service.dataset_store import (
     versions_of,
 )
 from mlwarden.service.door import Applied, access, mutation
+from mlwarden.service.gate_store import GateRecord
 from mlwarden.service.projects import require_project
 from mlwarden.store.tables import datasets as datasets_table
 
@@ -80,18 +92,34 @@ class DatasetService:
         replace: bool = False,
         progress: Progress | None = None,
     ) -> Change:
-        """Ingest a file (CSV, Parquet, JSON Lines, Arrow IPC) or a pandas/polars/pyarrow table."""
+        """Ingest a file (CSV, Parquet, JSON Lines, Arrow IPC) or a pandas/polars/pyarrow table.
+
+        The batch passes the ingestion gate (contract, checks, drift): accepted, it makes a version;
+        quarantined, it makes a version that is not accepted until an approver accepts the ingestion (or
+        a revert drops it); rejected, it makes nothing and ``GateBlocked`` says why. Every verdict is
+        recorded and audited.
+        """
         project = self._project(project)
         validate_dataset_name(name)
         validate_source(source)
         target = dataset_resource(project, name)
-        dataset, latest = self._ctx.door.read(self._ctx.actor, Action.DATA_ADD, target, self._base(project, name))
+        base = self._ctx.door.read(self._ctx.actor, Action.DATA_ADD, target, self._base(project, name))
+        dataset, latest = base.dataset, base.latest
         schema = dataset.schema if dataset else None
+        watch = Watch(base.contract, new_id("ing"))
         batches = open_file(Path(data), schema, progress) if isinstance(data, str | Path) else from_table(data)
-        base = TreeState() if replace or latest is None else latest.tree
-        staged = stage(batches, schema, base, self._ctx.blobs)
+        try:
+            staged = stage(batches, schema, self._tree_base(latest, replace), self._ctx.blobs, watch)
+        except ContractMismatch as broken:
+            if dataset is None:
+                raise
+            return self._reject(target, dataset, watch, source, unreadable(broken.message), evidence=False)
+        label = dataset.label_column if dataset else label_column
+        judgement = watch.judge(label, base.reference, base.policy)
+        if judgement.verdict == Verdict.REJECTED:
+            return self._reject(target, dataset, watch, source, judgement, evidence=True)
         ingestion = Ingestion(
-            id=new_id("ing"),
+            id=watch.ingestion,
             source=source,
             actor=self._ctx.actor.name,
             created_at=format_ts(utcnow()),
@@ -103,19 +131,58 @@ class DatasetService:
             segment_root=staged.segment_tree.root().hex(),
             note=bounded_note(note),
         )
+        gate = self._gate_record(watch, judgement, base.reference, source, evidence=True)
         request = Ingest(
-            project, name, staged, ingestion, replace, label_column, latest.number if latest else 0, ingestion.note
+            project,
+            name,
+            staged,
+            ingestion,
+            replace,
+            label_column,
+            latest.number if latest else 0,
+            ingestion.note,
+            gate,
         )
         actor = self._ctx.actor
         return self._ctx.door.run(
             actor, Action.DATA_ADD, target, lambda conn: apply_ingest(conn, self._ctx.blobs, actor, request)
         )
 
-    def _base(self, project: str, name: str) -> Callable[[Connection], tuple[Dataset | None, Version | None]]:
-        def fetch(conn: Connection) -> tuple[Dataset | None, Version | None]:
+    @staticmethod
+    def _tree_base(latest: Version | None, replace: bool) -> TreeState:
+        return TreeState() if replace or latest is None else latest.tree
+
+    def _gate_record(
+        self, watch: Watch, judgement: Judgement, reference: GateReference, source: str, *, evidence: bool
+    ) -> GateRecord:
+        profile, sample = store_evidence(self._ctx.blobs, watch) if evidence else (None, None)
+        report = judgement.to_json() | {"rows": watch.rows, "reference_version": reference.number, "source": source}
+        return GateRecord(
+            new_id("gate"), watch.ingestion, judgement.verdict, report, profile, sample, None,
+            self._ctx.actor.name, format_ts(utcnow()),
+        )  # fmt: skip
+
+    def _reject(
+        self,
+        target: Resource,
+        dataset: Dataset | None,
+        watch: Watch,
+        source: str,
+        judgement: Judgement,
+        *,
+        evidence: bool,
+    ) -> Change:
+        """Record and audit the rejection (no version, no ingestion), then raise ``GateBlocked``."""
+        record = self._gate_record(watch, judgement, GateReference(None, None), source, evidence=evidence)
+        self._ctx.door.run(
+            self._ctx.actor, Action.DATA_ADD, target, lambda conn: record_rejection(conn, dataset, record)
+        )
+        raise GateBlocked(rejection_message(judgement), hint=f"ingestion {watch.ingestion} was recorded as rejected")
+
+    def _base(self, project: str, name: str) -> Callable[[Connection], AddBase]:
+        def fetch(conn: Connection) -> AddBase:
             require_project(conn, project)
-            dataset = find_dataset(conn, project, name)
-            return dataset, latest_version(conn, dataset) if dataset else None
+            return add_base(conn, self._ctx.blobs, find_dataset(conn, project, name))
 
         return fetch
 

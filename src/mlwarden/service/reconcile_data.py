@@ -4,7 +4,8 @@ Every version, ingestion and protection change is an audit event carrying what i
 digest, row count and manifest digest; the ingestion's segment blob, rows and source; the protection
 flag). Replaying the log gives the tables as they must be, and `audit verify` names every row that
 differs: a version inserted or rewritten in the database, a segment pointer swapped, a dataset whose
-protection was lifted without an event. (`data verify` checks the other half: that the stored rows
+protection was lifted without an event, a gate verdict that no event recorded (a quarantined batch
+marked accepted in the database). (`data verify` checks the other half: that the stored rows
 still give the recorded digests.)
 """
 
@@ -21,7 +22,7 @@ from mlwarden.data.versions import manifest_digest, manifest_from_json
 from mlwarden.domain.actions import Action
 from mlwarden.service.dataset_store import CHANGE_KIND
 from mlwarden.service.reconcile import compare_rows, replay
-from mlwarden.store.tables import dataset_ingestions, dataset_versions, datasets
+from mlwarden.store.tables import dataset_gates, dataset_ingestions, dataset_versions, datasets
 
 _REPLAYED = [Action.DATA_ADD, Action.DATA_REVERT, Action.DATA_PROTECT, Action.DATA_UNPROTECT, Action.APPROVAL_APPROVE]
 
@@ -37,6 +38,7 @@ class _Expected:
     versions: dict[str, _Row] = field(default_factory=dict)  # "project/name@N"
     ingestions: dict[str, _Row] = field(default_factory=dict)  # ingestion id
     protection: dict[str, _Row] = field(default_factory=dict)  # "project/name"
+    gates: dict[str, _Row] = field(default_factory=dict)  # gate record id
 
 
 def reconcile_datasets(conn: Connection) -> list[Problem]:
@@ -45,6 +47,7 @@ def reconcile_datasets(conn: Connection) -> list[Problem]:
         _compare("dataset version", _found_versions(conn), expected.versions)
         + _compare("ingestion", _found_ingestions(conn), expected.ingestions)
         + _compare("dataset", _found_protection(conn), expected.protection)
+        + _compare("gate record", _found_gates(conn), expected.gates)
     )
 
 
@@ -60,6 +63,9 @@ def _replay(conn: Connection) -> _Expected:
 
 def _apply(doc: dict[str, Any], seq: int, expected: _Expected) -> None:
     action, details = doc["action"], doc["details"]
+    if details.get("gate"):  # an ingestion's verdict, or an approver's acceptance of a quarantined one
+        gate = {"verdict": details["verdict"], "ingestion": details["ingestion"]}
+        expected.gates[str(details["gate"])] = _Row(seq, gate)
     if action == Action.APPROVAL_APPROVE:
         if details.get("kind") != CHANGE_KIND or not details.get("applied"):
             return
@@ -110,6 +116,11 @@ def _found_ingestions(conn: Connection) -> dict[str, dict[str, object]]:
         dataset_ingestions.c.source,
     )
     return {i: {"segment": s, "rows": int(r), "source": src} for i, s, r, src in conn.execute(query)}
+
+
+def _found_gates(conn: Connection) -> dict[str, dict[str, object]]:
+    query = select(dataset_gates.c.id, dataset_gates.c.verdict, dataset_gates.c.ingestion_id)
+    return {g: {"verdict": v, "ingestion": i} for g, v, i in conn.execute(query)}
 
 
 def _found_protection(conn: Connection) -> dict[str, dict[str, object]]:

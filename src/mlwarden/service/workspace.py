@@ -33,6 +33,7 @@ from mlwarden.store.tables import workspace_meta
 
 if TYPE_CHECKING:
     from mlwarden.service.datasets import DatasetService
+    from mlwarden.service.quality import QualityService
     from mlwarden.service.scans import ScanService
 
 ENV_TOKEN = "MLWARDEN_TOKEN"
@@ -58,6 +59,13 @@ class Workspace:
         from mlwarden.service.datasets import DatasetService
 
         return DatasetService(self._ctx, step_up_with(self._ctx))
+
+    @cached_property
+    def quality(self) -> QualityService:
+        """The ingestion gate: contracts, policies, verdicts, profiles, dry runs (loaded on first use)."""
+        from mlwarden.service.quality import QualityService
+
+        return QualityService(self._ctx)
 
     @cached_property
     def scans(self) -> ScanService:

@@ -246,3 +246,40 @@ scan_allowlist = Table(
     Column("added_by", String(64), nullable=False),
     Column("added_at", String(32), nullable=False),
 )
+
+# -- Ingestion gate (migration 0006) ------------------------------------------------------------------
+
+# A dataset's contract or gate policy (kind "contract" / "policy"), as set; the latest row of a kind is in
+# force, a null document clears it. Append-only, so the policy any verdict was judged under can be found.
+dataset_documents = Table(
+    "dataset_documents",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("document", Text, nullable=True),
+    Column("digest", String(80), nullable=True),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_dataset_documents_dataset", "dataset_id", "kind", "created_at"),
+)
+
+# The gate's verdict on an ingestion (accepted, quarantined, rejected) with its findings, the batch's
+# profile and sample (blobs). Append-only: accepting a quarantined ingestion adds a record; the latest
+# record of an ingestion is its status. A rejected batch has records but no ingestion row.
+dataset_gates = Table(
+    "dataset_gates",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
+    Column("ingestion_id", String(32), nullable=False),
+    Column("verdict", String(16), nullable=False),
+    Column("report", Text, nullable=False),
+    Column("profile", String(80), nullable=True),
+    Column("sample", String(80), nullable=True),
+    Column("approval_request", String(32), nullable=True),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Index("ix_dataset_gates_ingestion", "ingestion_id", "created_at"),
+    Index("ix_dataset_gates_dataset", "dataset_id", "created_at"),
+)

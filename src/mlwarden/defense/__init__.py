@@ -1,0 +1,1 @@
+"""The ingestion gate and, with it, the defenses against poisoned data."""
