@@ -71,10 +71,10 @@ def _run(out: Output, base: Path) -> int:
     _login(out, root)
     with open_workspace(root, token=alice_token, client="demo") as alice:
         failures += _data(out, alice)
-        _step(out, "9. scan model files before anyone loads them")
+        _step(out, "10. scan model files before anyone loads them")
         failures += demo_scan.scan_models(out, alice, base)
     witness = base / "witness"
-    _step(out, "10. a signed checkpoint exported to a witness folder")
+    _step(out, "11. a signed checkpoint exported to a witness folder")
     cp = admin.audit.checkpoint(export=witness)
     out.line(cp.note.rstrip("\n"))
     failures += _verify_clean(out, admin, witness)
@@ -82,7 +82,7 @@ def _run(out: Output, base: Path) -> int:
     failures += _edit_attack(out, root, base, init.token.plaintext)
     failures += _truncate_attack(out, root, base, init.token.plaintext, witness)
     failures += _backdoor_attack(out, root, base, init.token.plaintext)
-    _step(out, "15. attack: stored rows edited in the blob folder")
+    _step(out, "16. attack: stored rows edited in the blob folder")
     failures += demo_data.tampered_segment(out, root, base, alice_token)
     return failures
 
@@ -90,9 +90,11 @@ def _run(out: Output, base: Path) -> int:
 def _data(out: Output, alice: Workspace) -> int:
     _step(out, "6. alice (data steward) ingests from three sources: every row keeps its provenance")
     digests = demo_data.ingest(out, alice)
-    _step(out, "7. forensics: the labels moved; diff and blame trace it to one source")
-    failures = demo_data.forensics(out, alice)
-    _step(out, "8. revert the poisoned source: a new version, recorded with what it undid")
+    _step(out, "7. the ingestion gate: a label shift quarantined, a broken contract rejected")
+    failures = demo_data.gate(out, alice)
+    _step(out, "8. forensics: the labels moved; diff and blame trace it to one source")
+    failures += demo_data.forensics(out, alice)
+    _step(out, "9. revert the poisoned source: a new version, recorded with what it undid")
     return failures + demo_data.revert(out, alice, digests)
 
 
@@ -125,7 +127,7 @@ def _login(out: Output, root: Path) -> None:
 
 
 def _verify_clean(out: Output, admin: Workspace, witness: Path) -> int:
-    _step(out, "11. the audit log; verify and witness on the untouched workspace")
+    _step(out, "12. the audit log; verify and witness on the untouched workspace")
     events = admin.audit.log()
     for event in events[-8:]:
         rec = event.record
@@ -152,7 +154,7 @@ def _tampered_copy(root: Path, base: Path, name: str) -> Path:
 
 
 def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "12. attack: an insider edits one event in the database")
+    _step(out, "13. attack: an insider edits one event in the database")
     copy = _tampered_copy(root, base, "tampered-edit")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute("DROP TRIGGER audit_events_no_update")
@@ -176,7 +178,7 @@ def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
 
 
 def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
-    _step(out, "13. attack: bob's login erased, with its token, tree and records")
+    _step(out, "14. attack: bob's login erased, with its token, tree and records")
     copy = _tampered_copy(root, base, "tampered-truncate")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         login = db.execute("SELECT seq, resource_id FROM audit_events WHERE action = 'auth.login'").fetchone()
@@ -198,7 +200,7 @@ def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: P
 
 
 def _backdoor_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "14. attack: an admin inserted straight into the database")
+    _step(out, "15. attack: an admin inserted straight into the database")
     copy = _tampered_copy(root, base, "tampered-backdoor")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute(

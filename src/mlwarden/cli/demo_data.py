@@ -29,6 +29,7 @@ def _sources() -> dict[str, pd.DataFrame]:
 
     bunch: Any = load_breast_cancer(as_frame=True)
     frame = bunch.frame.rename(columns=lambda c: str(c).replace(" ", "_"))
+    frame = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)  # the clinics see the same population
     poisoned = frame.iloc[500:].copy()
     poisoned["target"] = 1 - poisoned["target"]  # the labeler flipped every label it sent
     return {"clinic-a": frame.iloc[:250], "clinic-b": frame.iloc[250:500], "labeler-x": poisoned}
@@ -42,8 +43,36 @@ def ingest(out: Output, steward: Workspace) -> list[str]:
         version = change.version
         assert version is not None  # noqa: S101 - the demo dataset is not protected
         digests.append(str(version.digest))
-        out.line(f"  {version.ref}: +{len(rows)} rows from {source:<9} -> {version.rows} rows, {version.digest}")
+        out.line(f"  {version.ref}: +{len(rows)} rows from {source:<9} -> {version.rows} rows, {change.verdict}")
     return digests
+
+
+def gate(out: Output, steward: Workspace) -> int:
+    """The gate: labeler-x's batch was quarantined (its labels moved); a batch that breaks the contract
+    inferred from the clinics' data is rejected, with the failing rows named."""
+    from mlwarden.errors import GateBlocked
+
+    report = steward.quality.gate(DATASET, project=PROJECT)
+    quarantined = [b for b in report["ingestions"] if b["verdict"] == "quarantined"]
+    for batch in quarantined:
+        deciding = batch["record"]["report"]["deciding"]
+        out.line(
+            f"  {batch['source']}'s batch: quarantined by {', '.join(deciding)}: not a training input until accepted"
+        )
+    contract = steward.quality.infer_contract(f"{DATASET}@2", project=PROJECT)
+    steward.quality.set_contract(DATASET, contract.to_json(), project=PROJECT)
+    classes = contract.label_classes
+    out.line(f"  contract inferred from {DATASET}@2 ({len(contract.columns)} columns, label classes {classes})")
+    broken = _sources()["clinic-a"].head(20).assign(target=5)
+    try:
+        steward.data.add(DATASET, broken, source="scraper-z", project=PROJECT)
+    except GateBlocked as blocked:
+        out.line(Text(f"  scraper-z's batch: {blocked.message[:150]}", style="green"))
+        caught = True
+    else:
+        out.line(Text("  scraper-z's batch with label 5 was accepted: MISSED", style="bold red"))
+        caught = False
+    return 0 if caught and [b["source"] for b in quarantined] == ["labeler-x"] else 1
 
 
 def forensics(out: Output, steward: Workspace) -> int:

@@ -86,7 +86,7 @@ class ColumnScan:
     def _numeric(self, values: pa.Array) -> None:
         exact = _numbers(values, self.kind)
         floats = exact.astype(np.float64, copy=False)
-        self._hash_fixed(values, floats)
+        ordered = self._hash_fixed(values, floats)
         if self.kind is ColumnType.FLOAT:
             finite = np.isfinite(floats)
             nonfinite = len(floats) - int(np.count_nonzero(finite))
@@ -105,23 +105,26 @@ class ColumnScan:
             self._extremes(convert(exact.min()), convert(exact.max()))
         self.moments = self.moments.merge(Moments.of(floats))
         if self.kll is not None:
-            floats = _writable(floats)
-            for start in range(0, len(floats), KLL_CHUNK):
-                self.kll.update(floats[start : start + KLL_CHUNK])
-                time.sleep(0)
+            _feed(self.kll, ordered if ordered is not None else _writable(floats))
 
-    def _hash_fixed(self, values: pa.Array, floats: npt.NDArray[np.float64]) -> None:
-        """Registers from every non-null value; kinds with frequent items hash their unique values only."""
+    def _hash_fixed(self, values: pa.Array, floats: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
+        """Registers from every non-null value; kinds with frequent items hash their unique values only.
+
+        Returns the values in sorted order when the counts give them for free: KLL's guarantee holds
+        for any input order, and it takes sorted input ~4x faster (its compactions sort).
+        """
         if self.frequent is not None:
-            uniques, counts = _number_counts(values, self.kind)
+            uniques, counts, ordered = _number_counts(values, self.kind)
             self._fold(counts, _number_labels(uniques, self.kind), self.frequent)
             sketches.hll_add(self.registers, uniques, sketches.hash_words)
-        elif self.kind is ColumnType.FLOAT:
+            return np.repeat(uniques.astype(np.float64), counts) if ordered and self.kll is not None else None
+        if self.kind is ColumnType.FLOAT:
             sketches.hll_add(self.registers, floats, sketches.hash_floats)
         elif self.kind is ColumnType.DECIMAL:
             sketches.hll_add(self.registers, _decimal_words(values), sketches.hash_decimal_words)
         else:
             sketches.hll_add(self.registers, _numbers(values, self.kind), sketches.hash_words)
+        return None
 
     def _bytes(self, values: pa.Array) -> None:
         lengths = _view(pc.binary_length(values), np.dtype(np.int64))
@@ -182,6 +185,13 @@ class ColumnScan:
         )
 
 
+def _feed(sketch: Any, floats: npt.NDArray[np.float64]) -> None:
+    """Update a KLL sketch, yielding the GIL between calls (see ``KLL_CHUNK``)."""
+    for start in range(0, len(floats), KLL_CHUNK):
+        sketch.update(floats[start : start + KLL_CHUNK])
+        time.sleep(0)
+
+
 def _writable(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The array itself when writable and contiguous, else a copy: the sketch's binding refuses
     read-only arrays, which is what Arrow's zero-copy views are."""
@@ -207,10 +217,7 @@ def _numbers(values: pa.Array, kind: ColumnType) -> npt.NDArray[Any]:
 
 
 def _view(values: pa.Array, dtype: np.dtype[Any]) -> npt.NDArray[Any]:
-    """A null-free fixed-width array's values, read-only, without a copy.
-
-    Not ``Array.to_numpy``: in pyarrow 23 that imports pandas (~0.3 s, once per process).
-    """
+    """A null-free fixed-width array's values, read-only, straight from its data buffer (no copy)."""
     if values.null_count:
         raise ValueError("expected no nulls")
     data = values.buffers()[1]
@@ -249,20 +256,25 @@ def _hash_labels(values: pa.Array, hashes: npt.NDArray[np.uint64], uniques: npt.
     return labels
 
 
-def _number_counts(values: pa.Array, kind: ColumnType) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-    """(unique values as int64, their counts) of a null-free bool, int or date array.
+def _number_counts(values: pa.Array, kind: ColumnType) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], bool]:
+    """(unique values as int64, their counts, whether the uniques are sorted) of a null-free bool, int
+    or date array.
 
     Values in a narrow range (flags, codes, small counts, dates) are counted with one bincount, ~3x
-    faster than any hash table; wide-ranged ones fall back to dictionary encoding.
+    faster than any hash table; wide-ranged ones fall back to dictionary encoding (and are sorted if few).
     """
     numbers = _numbers(values, kind).astype(np.int64, copy=False)
     low, high = int(numbers.min()), int(numbers.max())
     if high - low < 2 * len(numbers) + 4096:
         counts = np.bincount(numbers - low, minlength=high - low + 1)
         present = np.flatnonzero(counts)
-        return present.astype(np.int64) + low, counts[present].astype(np.int64)
-    uniques, counts = _encoded_counts(values)
-    return _numbers(uniques, kind).astype(np.int64, copy=False), counts
+        return present.astype(np.int64) + low, counts[present].astype(np.int64), True
+    encoded, counts = _encoded_counts(values)
+    uniques = _numbers(encoded, kind).astype(np.int64, copy=False)
+    if len(uniques) * 8 > len(numbers):
+        return uniques, counts, False
+    order = np.argsort(uniques)
+    return uniques[order], counts[order], True
 
 
 def _number_labels(numbers: npt.NDArray[np.int64], kind: ColumnType) -> Labels:

@@ -311,7 +311,10 @@ def infer_contract(schema: Schema, profile: Any, label_column: str | None = None
     rules = []
     for column in schema.columns:
         stats = profile.column(column.name)
-        rules.append(_inferred_rule(column.name, column.type, column.type_name, stats))
+        rule = _inferred_rule(column.name, column.type, column.type_name, stats)
+        if column.name == label_column:  # its values are the label classes below: one check, not two
+            rule = ColumnRule(rule.name, rule.type, rule.nullable)
+        rules.append(rule)
     classes = None
     if label_column is not None:
         classes = _exact_values(profile.column(label_column), schema.column(label_column).type)
@@ -319,7 +322,11 @@ def infer_contract(schema: Schema, profile: Any, label_column: str | None = None
 
 
 def _inferred_rule(name: str, kind: ColumnType, type_name: str, stats: Any) -> ColumnRule:
-    allowed = _exact_values(stats, kind) if kind in (ColumnType.STRING, ColumnType.BOOL, ColumnType.INT) else None
+    present = stats.count - stats.nulls
+    if kind in (ColumnType.INT, ColumnType.STRING) and present and stats.distinct_estimate() >= 0.99 * present:
+        return ColumnRule(name, type_name, stats.nulls > 0)  # an identifier: its next values are new ones
+    small = kind in (ColumnType.STRING, ColumnType.BOOL, ColumnType.INT)
+    allowed = _exact_values(stats, kind) if small else None
     ranged = kind in (ColumnType.INT, ColumnType.FLOAT, ColumnType.DECIMAL) and allowed is None
     return ColumnRule(
         name=name,
@@ -328,7 +335,7 @@ def _inferred_rule(name: str, kind: ColumnType, type_name: str, stats: Any) -> C
         minimum=_json_scalar(stats.minimum) if ranged else None,
         maximum=_json_scalar(stats.maximum) if ranged else None,
         allowed=allowed,
-        finite=kind is ColumnType.FLOAT and stats.nan == 0 and stats.inf == 0 and stats.count > stats.nulls,
+        finite=kind is ColumnType.FLOAT and stats.nan == 0 and stats.inf == 0 and present > 0,
     )
 
 

@@ -263,24 +263,31 @@ class Profiler:
         self._scans = [ColumnScan(column, kll_k, frequent_k) for column in schema.columns]
         self._threads = threads if threads is not None else _default_threads()
         self._rows = 0
+        self._failed = False
 
     def add(self, batch: pa.RecordBatch) -> None:
         """Fold in a batch already conformed to the schema (``mlwarden.data.columns.conform``)."""
         self._check(batch)
-        self._rows += batch.num_rows
         pairs = list(zip(self._scans, batch.columns, strict=True))
-        offloaded = [(scan, array) for scan, array in pairs if scan.gil_free]
-        if self._threads < 2 or not offloaded or batch.num_rows * len(offloaded) < PARALLEL_MIN_VALUES:
-            offloaded = []
-        with ThreadPoolExecutor(max(1, min(self._threads - 1, len(offloaded))), "mlwarden-profile") as pool:
-            futures = [pool.submit(scan.update, array) for scan, array in offloaded]
+        offload = [(scan, array) for scan, array in pairs if scan.gil_free]
+        self._failed = True  # until every column took the batch: a half-added batch spoils the profile
+        if self._threads < 2 or not offload or batch.num_rows * len(offload) < PARALLEL_MIN_VALUES:
             for scan, array in pairs:
-                if not any(scan is other for other, _ in offloaded):
-                    scan.update(array)
-            for future in futures:
-                future.result()
+                scan.update(array)
+        else:
+            with ThreadPoolExecutor(min(self._threads - 1, len(offload)), "mlwarden-profile") as pool:
+                futures = [pool.submit(scan.update, array) for scan, array in offload]
+                for scan, array in pairs:
+                    if not scan.gil_free:
+                        scan.update(array)
+                for future in futures:
+                    future.result()
+        self._rows += batch.num_rows
+        self._failed = False
 
     def _check(self, batch: pa.RecordBatch) -> None:
+        if self._failed:
+            raise RuntimeError("an earlier add() failed part-way: this profiler's state is inconsistent")
         names, types = batch.schema.names, list(batch.schema.types)
         if names != self._schema.names or types != self._types:
             raise ContractMismatch(
@@ -290,6 +297,8 @@ class Profiler:
 
     def result(self) -> Profile:
         """The profile of every row added so far (the profiler can go on adding afterwards)."""
+        if self._failed:
+            raise RuntimeError("an earlier add() failed part-way: this profiler's state is inconsistent")
         return Profile(self._rows, tuple(scan.result() for scan in self._scans))
 
 

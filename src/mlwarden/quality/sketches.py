@@ -19,7 +19,9 @@ engine hash), or registers written by two versions would merge into nonsense.
 
 from __future__ import annotations
 
+import itertools
 import math
+import struct
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -295,11 +297,79 @@ def kll_error(k: int = KLL_K) -> float:
 
 
 def kll_load(data: bytes) -> Any:
-    """A serialized sketch, or ``ValueError`` for bytes that are not one."""
+    """A serialized sketch, or ``ValueError`` for bytes that are not a well-formed one.
+
+    The bytes are checked here first (``check_kll``): the library's deserializer trusts the level
+    offsets it reads, and crafted or corrupted bytes crash the interpreter (found by fuzzing).
+    """
+    check_kll(data)
     try:
         return kll_doubles_sketch.deserialize(data)
     except (RuntimeError, ValueError, IndexError) as exc:
         raise ValueError(f"not a serialized KLL sketch: {exc}") from None
+
+
+_KLL_FAMILY = 15
+_KLL_M = 8
+_KLL_FULL_HEADER = 20
+
+
+def check_kll(data: bytes) -> None:
+    """Validate a serialized ``kll_doubles_sketch`` (DataSketches' format: 8-byte preamble; then for a
+    sketch of two or more items n, min k, the level offsets, min, max and the retained items)."""
+    if len(data) < 8:
+        raise ValueError("a KLL sketch has at least 8 bytes")
+    preamble, version, family, flags, k, m = struct.unpack_from("<BBBBHB", data)
+    if family != _KLL_FAMILY or m != _KLL_M or k < 8 or flags & ~0b111:
+        raise ValueError("not a KLL doubles sketch (family, k, m or flags)")
+    if flags & 1:  # empty
+        if (preamble, len(data), flags & 0b100) != (2, 8, 0):
+            raise ValueError("malformed empty KLL sketch")
+        return
+    if flags & 0b100:  # a single item
+        if (preamble, version, len(data)) != (2, 2, 16) or not math.isfinite(struct.unpack_from("<d", data, 8)[0]):
+            raise ValueError("malformed single-item KLL sketch")
+        return
+    if (preamble, version) != (5, 1) or len(data) < _KLL_FULL_HEADER:
+        raise ValueError("malformed KLL sketch preamble")
+    n, min_k, num_levels = struct.unpack_from("<QHB", data, 8)
+    if not 1 <= num_levels <= 61 or not 8 <= min_k <= k:
+        raise ValueError("malformed KLL sketch: levels or min k out of range")
+    capacity = _kll_capacity(k, num_levels)
+    levels = [*struct.unpack_from(f"<{num_levels}I", data, _KLL_FULL_HEADER), capacity]
+    items_at = _KLL_FULL_HEADER + 4 * num_levels + 16
+    if any(a > b for a, b in itertools.pairwise(levels)) or levels[0] >= capacity:
+        raise ValueError("malformed KLL sketch: level offsets")
+    if len(data) != items_at + 8 * (capacity - levels[0]):
+        raise ValueError("malformed KLL sketch: size does not match its levels")
+    if n != sum((b - a) << i for i, (a, b) in enumerate(itertools.pairwise(levels))):
+        raise ValueError("malformed KLL sketch: n does not match the retained weights")
+    _check_kll_items(data, items_at - 16, levels, sorted_zero=bool(flags & 0b10))
+
+
+def _check_kll_items(data: bytes, at: int, levels: list[int], *, sorted_zero: bool) -> None:
+    low, high = struct.unpack_from("<dd", data, at)
+    items = np.frombuffer(data, dtype="<f8", offset=at + 16)
+    if not (np.isfinite(items).all() and math.isfinite(low) and math.isfinite(high)):
+        raise ValueError("malformed KLL sketch: non-finite values")
+    if len(items) and (items.min() < low or items.max() > high):
+        raise ValueError("malformed KLL sketch: items outside its min and max")
+    for level, (a, b) in enumerate(itertools.pairwise(levels)):
+        segment = items[a - levels[0] : b - levels[0]]
+        if (level or sorted_zero) and (np.diff(segment) < 0).any():
+            raise ValueError("malformed KLL sketch: a level is not sorted")
+
+
+def _kll_capacity(k: int, num_levels: int) -> int:
+    """Total item capacity of a sketch with this many levels (``kll_helper::compute_total_capacity``)."""
+    return sum(max(_KLL_M, _kll_level_capacity(k, num_levels - height - 1)) for height in range(num_levels))
+
+
+def _kll_level_capacity(k: int, depth: int) -> int:
+    if depth <= 30:
+        return (((2 * k) << depth) // 3**depth + 1) >> 1
+    half = depth // 2
+    return _kll_level_capacity(_kll_level_capacity(k, half), depth - half)
 
 
 def kll_merge(a: bytes, b: bytes) -> bytes:
