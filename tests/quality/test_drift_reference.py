@@ -38,3 +38,18 @@ def test_chi_squared_and_jensen_shannon_match_scipy(seed: int) -> None:
     assert p_value == pytest.approx(expected.pvalue, rel=1e-6, abs=1e-300)
     p, q = table[0] / table[0].sum(), table[1] / table[1].sum()
     assert drift_tests._jensen_shannon(table) == pytest.approx(distance.jensenshannon(p, q, base=2), rel=1e-9)
+
+
+@pytest.mark.parametrize("x", [0.0, 0.01, 0.2, 0.5, 0.8, 0.99, 1.0, 1.01, 1.5, 2.5, 5.0, 10.0, 27.0])
+def test_kolmogorov_tail_matches_scipy(x: float) -> None:
+    from mlwarden.quality.distributions import kolmogorov_sf
+
+    assert kolmogorov_sf(x) == pytest.approx(float(stats.kstwobign.sf(x)), rel=1e-10, abs=1e-300)
+
+
+@pytest.mark.parametrize("dof", [1, 2, 3, 7, 30, 199])
+@pytest.mark.parametrize("x", [0.0, 0.3, 1.0, 4.0, 15.0, 60.0, 250.0, 900.0])
+def test_chi_squared_tail_matches_scipy(dof: int, x: float) -> None:
+    from mlwarden.quality.distributions import chi2_sf
+
+    assert chi2_sf(dof, x) == pytest.approx(float(stats.chi2.sf(x, dof)), rel=1e-9, abs=1e-300)

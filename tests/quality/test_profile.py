@@ -7,6 +7,8 @@ import datetime as dt
 import hashlib
 import json
 import math
+import pickle
+import threading
 import time
 from collections import Counter
 from decimal import Decimal
@@ -96,22 +98,23 @@ def _merge_randomly(profiles: list[Profile], rng: np.random.Generator) -> Profil
 # --- merge exactness ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("seed", "frequent_k"), [(0, 64), (1, 8), (2, 64), (3, 8), (4, 16), (5, 64)])
-def test_profiles_of_parts_merge_into_the_profile_of_the_whole(seed: int, frequent_k: int) -> None:
-    rng = np.random.default_rng(seed)
+@pytest.mark.parametrize(("parts", "frequent_k"), [(1, 64), (2, 8), (3, 64), (4, 8), (5, 16), (6, 64), (7, 8)])
+def test_profiles_of_parts_merge_into_the_profile_of_the_whole(parts: int, frequent_k: int) -> None:
+    """Cut at random points, profiled apart, merged in a random order: the profile of the whole."""
+    rng = np.random.default_rng(parts)
     table = _mixed_table(rng, 6_000)
     schema = infer_schema(table.schema)
     whole_profiler = Profiler(schema, frequent_k=frequent_k)
     for batch in _conformed(table, schema)[1]:
         whole_profiler.add(batch)
     whole = whole_profiler.result()
-    parts = []
-    for piece in _cut(table, int(rng.integers(1, 8)), rng):
+    profiles = []
+    for piece in _cut(table, parts, rng):
         profiler = Profiler(schema, frequent_k=frequent_k)
         for batch in _conformed(piece, schema)[1]:
             profiler.add(batch)
-        parts.append(profiler.result())
-    merged = _merge_randomly(parts, rng)
+        profiles.append(profiler.result())
+    merged = _merge_randomly(profiles, rng)
 
     assert merged.rows == whole.rows == table.num_rows
     for a, b in zip(merged.columns, whole.columns, strict=True):
@@ -218,6 +221,14 @@ def test_threads_and_slices_do_not_change_the_result(monkeypatch: pytest.MonkeyP
     table = _mixed_table(rng, 20_000).combine_chunks()
     schema, batches = _conformed(table)
     monkeypatch.setattr(profile_module, "PARALLEL_MIN_VALUES", 1)
+    workers: set[str] = set()
+    update = _scan.ColumnScan.update
+
+    def spy(scan: _scan.ColumnScan, array: pa.Array) -> None:
+        workers.add(threading.current_thread().name.split("_")[0])
+        update(scan, array)
+
+    monkeypatch.setattr(_scan.ColumnScan, "update", spy)
     results = []
     for threads, slice_rows in ((1, 1 << 20), (2, 1 << 20), (2, 3_000)):
         monkeypatch.setattr(_scan, "SLICE_ROWS", slice_rows)
@@ -230,10 +241,11 @@ def test_threads_and_slices_do_not_change_the_result(monkeypatch: pytest.MonkeyP
         assert one.frequent == threaded.frequent
         _assert_same_exact_parts(one, sliced)
         _assert_frequent_bounds_hold(sliced, table.column(one.name), sketches.FREQUENT_K)
+    assert workers == {"MainThread", "mlwarden-profile"}
 
 
 def test_mostly_distinct_strings_are_counted_the_same_by_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Past the first slice an id-like column is counted by sorting hashes: same summary as dictionaries."""
+    """An id-like column is counted by sorting hashes instead of dictionaries: the same summary."""
     rng = np.random.default_rng(8)
     n = 150_000
     ids = [f"user-{i}" for i in rng.integers(0, 10**9, n)]
@@ -241,14 +253,32 @@ def test_mostly_distinct_strings_are_counted_the_same_by_hashing(monkeypatch: py
         ids[i] = "hot-key"  # a heavy hitter among ids
     schema, batches = _conformed(pa.table({"id": ids}).combine_chunks())
     monkeypatch.setattr(_scan, "SLICE_ROWS", 40_000)
+    hashed_slices = []
+    count_hashes = _scan.ColumnScan._count_hashes
+
+    def spy(scan: _scan.ColumnScan, values: pa.Array, frequent: sketches.FrequentItems) -> Any:
+        hashed_slices.append(len(values))
+        return count_hashes(scan, values, frequent)
+
+    monkeypatch.setattr(_scan.ColumnScan, "_count_hashes", spy)
     hashed = Profiler(schema, threads=1)
     hashed.add(batches[0])
+    assert hashed_slices == [40_000, 40_000, 40_000]  # not the last: 30,000 rows are few enough for a dictionary
     monkeypatch.setattr(_scan, "MIN_HASHED_ROWS", 10**9)
     encoded = Profiler(schema, threads=1)
     encoded.add(batches[0])
     a, b = hashed.result().column("id"), encoded.result().column("id")
     assert a.frequent == b.frequent and a.distinct == b.distinct
     assert a.top(1)[0][0] == "hot-key" and a.top(1)[0][1] <= 3_000 <= a.top(1)[0][2]
+
+
+def test_only_mostly_distinct_slices_are_counted_by_hashing() -> None:
+    rng = np.random.default_rng(2)
+    n = 100_000
+    for distinct, expected in ((1_000, False), (20_000, False), (n, True), (10 * n, True)):
+        values = pa.array([f"v{i}" for i in rng.integers(0, distinct, n)], pa.large_string())
+        assert _scan._mostly_distinct(values) is expected, distinct
+    assert not _scan._mostly_distinct(pa.array([f"v{i}" for i in range(1_000)]))  # too few rows to bother
 
 
 # --- sketches -------------------------------------------------------------------------------------
@@ -285,6 +315,40 @@ def test_hyperloglog_of_strings_and_small_cardinalities() -> None:
         registers = sketches.hll_empty()
         sketches.hll_add(registers, np.arange(n), sketches.hash_words)
         assert abs(sketches.hll_estimate(registers.tobytes()) - n) <= max(1.0, 0.05 * n)
+
+
+def test_corrupted_kll_bytes_are_refused_not_crashed_on() -> None:
+    """The library's deserializer trusts the level offsets it reads (mutated bytes crashed the
+    interpreter before ``check_kll``); every mutation must load as a working sketch or be refused."""
+    rng = np.random.default_rng(12)
+    seeds = []
+    for n in (1, 10, 300, 20_000):
+        column = _profile(pa.table({"x": rng.normal(size=n)})).column("x")
+        assert column.quantiles is not None
+        seeds.append(column.quantiles)
+    refused = 0
+    for _ in range(3_000):
+        data = bytearray(seeds[int(rng.integers(len(seeds)))])
+        for _ in range(int(rng.integers(1, 4))):
+            if not data:
+                break
+            at = int(rng.integers(len(data)))
+            choice = rng.random()
+            if choice < 0.6:
+                data[at] = int(rng.integers(256))
+            elif choice < 0.8:
+                del data[at:]
+            else:
+                data += rng.bytes(int(rng.integers(1, 16)))
+        try:
+            sketch = sketches.kll_load(bytes(data))
+        except ValueError:
+            refused += 1
+            continue
+        if not sketch.is_empty():
+            sketch.get_quantile(0.5)
+            sketch.get_pmf([0.0, 1.0])
+    assert refused > 2_000
 
 
 def test_misra_gries_merges_keep_their_guarantees() -> None:
@@ -343,6 +407,7 @@ def test_json_round_trip_is_exact() -> None:
     assert again == profile
     assert again.merge(profile).rows == 4_000
     assert again.column("f").quantile(0.5) == profile.column("f").quantile(0.5)
+    assert pickle.loads(pickle.dumps(again)) == profile  # noqa: S301 - our own bytes; as Dask sends them
 
 
 def _break(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
@@ -372,6 +437,8 @@ def _break(data: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str,
         (("columns", 0, "count"), 7, "inconsistent counts"),
         (("columns", 0, "mean"), "NaN", "mean: expected a finite number"),
         (("columns", 0, "min"), "low", "min: expected a finite number"),
+        (("columns", 0, "min"), 100.0, "min is above max"),
+        (("columns", 0, "variance"), -1.0, "variance: negative"),
         (("columns", 0, "type"), "complex", "unknown column type"),
         (("columns", 0, "distinct"), "not base64!", "distinct: expected valid base64"),
         (("columns", 0, "distinct"), base64.b64encode(b"\x00" * 10).decode(), "4096 registers"),

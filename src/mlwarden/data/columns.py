@@ -9,6 +9,8 @@ which is what makes the row digests independent of both (docs/digests.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pyarrow as pa
 
 from mlwarden.data.schema import MAX_COLUMN_NAME, MAX_COLUMNS, Column, ColumnType, Schema
@@ -132,3 +134,26 @@ def _convertible(source: pa.DataType, column: Column) -> bool:
         (ColumnType.FLOAT, ColumnType.INT),  # a safe cast refuses fractions
     }
     return (logical, column.type) in widening
+
+
+# pyarrow imports pandas (~0.3 s) the first time it converts a Python or NumPy value (pa.array, pa.scalar)
+# when pandas is installed. Ingestion builds the few arrays and scalars it needs from buffers instead.
+
+
+def int64_array(values: Any) -> pa.Array:
+    """An int64 Arrow array over a NumPy integer array (take indices), without pyarrow's conversion."""
+    import numpy as np
+
+    data = np.ascontiguousarray(values, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
+
+
+def zero_scalar(arrow_type: pa.DataType) -> pa.Scalar:
+    """The type's zero (0, 0.0, false, "", b"", 1970-01-01, 0E-s), to fill nulls with."""
+    if pa.types.is_large_string(arrow_type) or pa.types.is_large_binary(arrow_type):
+        offsets = pa.py_buffer(bytes(16))  # two int64 offsets: one empty value
+        return pa.Array.from_buffers(arrow_type, 1, [None, offsets, pa.py_buffer(b"")])[0]
+    if pa.types.is_string(arrow_type) or pa.types.is_binary(arrow_type):
+        return pa.Array.from_buffers(arrow_type, 1, [None, pa.py_buffer(bytes(8)), pa.py_buffer(b"")])[0]
+    width = max(arrow_type.bit_width // 8, 1)
+    return pa.Array.from_buffers(arrow_type, 1, [None, pa.py_buffer(bytes(width))])[0]

@@ -18,7 +18,6 @@ machine word per value.
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -26,6 +25,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlwarden.data.columns import zero_scalar
 from mlwarden.data.schema import Column, ColumnType, Schema
 from mlwarden.data.sha import DIGEST_SIZE, Digests, fixed_rows, sha256_concat
 
@@ -105,12 +105,17 @@ def _header(batch: pa.RecordBatch, schema: Schema, first: int) -> Words:
 
 
 def _validity(array: pa.Array) -> npt.NDArray[np.bool_]:
-    return np.asarray(pc.is_valid(array).to_numpy(zero_copy_only=False), dtype=bool)
+    """True where the value is present, read off the validity bitmap (LSB first, Arrow's layout)."""
+    bitmap = array.buffers()[0]
+    if bitmap is None:
+        return np.ones(len(array), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(bitmap, dtype=np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + len(array)].astype(bool)
 
 
 def _filled_tail(column: Column, array: pa.Array) -> pa.Array:
     if array.null_count:
-        array = pc.fill_null(array, pa.scalar(b"" if column.type is ColumnType.BINARY else "", array.type))
+        array = pc.fill_null(array, zero_scalar(array.type))
     return array.cast(pa.large_binary())
 
 
@@ -122,9 +127,10 @@ def _lengths(tail: pa.Array) -> Words:
 def _payload(column: Column, array: pa.Array) -> Words:
     kind = column.type
     if kind is ColumnType.BOOL:
-        return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype="<u8")
+        values = np.unpackbits(np.frombuffer(array.buffers()[1], dtype=np.uint8), bitorder="little")
+        return (values[array.offset : array.offset + len(array)] & _validity(array)).astype("<u8")
     if array.null_count:
-        array = pc.fill_null(array, pa.scalar(0, array.type))
+        array = pc.fill_null(array, zero_scalar(array.type))
     if kind is ColumnType.FLOAT:
         return _canonical_float_bits(_buffer_values(array, np.dtype("<f8")))
     dtype = np.dtype("<i4") if kind is ColumnType.DATE else np.dtype("<i8")
@@ -133,7 +139,7 @@ def _payload(column: Column, array: pa.Array) -> Words:
 
 def _decimal_words(array: pa.Array) -> Words:
     if array.null_count:
-        array = pc.fill_null(array, pa.scalar(Decimal(0), array.type))
+        array = pc.fill_null(array, zero_scalar(array.type))
     return _buffer_values(array, np.dtype("<u8"), per_value=2).reshape(-1, 2)
 
 

@@ -11,7 +11,8 @@ from collections.abc import Iterable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlwarden.data.schema import ColumnType
 from mlwarden.defense.policy import DriftSettings, Judgement, Policy, judge
@@ -34,17 +35,17 @@ class DriftStep(GateStep):
         self.settings = settings
 
     def run(self, evidence: Evidence) -> list[Finding]:
-        from mlwarden.quality.drift import drift_report
-
         if evidence.reference is None:
             return [Finding("drift", "drift", Outcome.SKIPPED, "no accepted version to compare with yet")]
-        if min(evidence.current.height, evidence.reference.height) < MIN_ROWS:
-            message = f"too few rows to test drift ({evidence.current.height} vs {evidence.reference.height})"
+        if min(evidence.current.num_rows, evidence.reference.num_rows) < MIN_ROWS:
+            message = f"too few rows to test drift ({evidence.current.num_rows} vs {evidence.reference.num_rows})"
             return [Finding("drift", "drift", Outcome.SKIPPED, message)]
+        from mlwarden.quality.drift import drift_report  # polars: only when there is something to compare
+
         columns, skipped = self._columns(evidence)
         report = drift_report(
-            evidence.reference,
-            evidence.current,
+            evidence.reference_frame(),  # type: ignore[arg-type]  # not None: checked above
+            evidence.current_frame(),
             evidence.schema,
             alpha=self.settings.alpha,
             correction=self.settings.correction,
@@ -83,9 +84,9 @@ class DriftStep(GateStep):
         return chosen, skipped
 
 
-def _all_distinct(frame: pl.DataFrame, name: str) -> bool:
-    values = frame.get_column(name).drop_nulls()
-    return len(values) >= MIN_ROWS and values.n_unique() == len(values)
+def _all_distinct(table: pa.Table, name: str) -> bool:
+    values = table.column(name).drop_null()
+    return len(values) >= MIN_ROWS and len(pc.unique(values)) == len(values)
 
 
 def _drift_finding(step: str, drift: ColumnDrift) -> Finding:

@@ -1,1 +1,1 @@
-"""Data quality: mergeable column profiles (and, later, contracts, checks and drift tests)."""
+"""Data quality: mergeable column profiles, contracts, checks and drift tests."""

@@ -260,6 +260,11 @@ def _check_parts(profile: ColumnProfile, kind: ColumnType, where: str) -> None:
         if present != (found[key] is not None):
             state = "missing" if present else "not expected"
             raise ProfileError(f"{where}.{key}: {state} for a {profile.type} column with these counts")
+    low, high = profile.minimum, profile.maximum
+    if low is not None and high is not None and low > high:  # type: ignore[operator]
+        raise ProfileError(f"{where}: min is above max")
+    if profile.variance is not None and profile.variance < 0:
+        raise ProfileError(f"{where}.variance: negative")
 
 
 def _check_sketch(profile: ColumnProfile, where: str) -> None:

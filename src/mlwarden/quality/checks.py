@@ -13,15 +13,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
 
 from mlwarden.data.schema import Schema
 from mlwarden.quality.contract import ColumnRule, Contract, ContractError
 from mlwarden.quality.interface import MAX_SAMPLE_ROWS, Check, Finding, Outcome, Severity
+
+if TYPE_CHECKING:
+    import polars as pl
 
 GROUP = "mlwarden.checks"
 MAX_SHOWN_VALUE = 200
@@ -149,8 +151,13 @@ class CheckRunner:
         self.rows = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
-        frame = pl.DataFrame(batch)
         live = [i for i, c in enumerate(self._checks) if c.check is not None and i not in self._errors]
+        if not live:  # nothing to evaluate: polars stays unloaded
+            self.rows += batch.num_rows
+            return
+        import polars as pl
+
+        frame = pl.DataFrame(batch)
         counts = self._counts(frame, live)
         for i in live:
             if i in self._errors:
@@ -193,6 +200,8 @@ class CheckRunner:
         column = self._check(i).column or ""
         seen = self._seen.setdefault(i, [])
         seen.append(frame.get_column(column).drop_nulls().hash(seed=0))
+        import polars as pl
+
         merged = pl.concat(seen)
         self._seen[i] = [merged]
         return int(merged.is_duplicated().sum()) - self._failed[i]

@@ -28,18 +28,21 @@ stays exact) so that one huge value cannot bloat every stored profile.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from mlwarden.data.schema import Column, Schema
+from mlwarden.data.schema import Schema
 from mlwarden.errors import ContractMismatch, InputError
 from mlwarden.quality import sketches
 from mlwarden.quality.sketches import FREQUENT_K, HLL_REGISTERS, KLL_K, FrequentItems, Moments
+
+if TYPE_CHECKING:
+    from mlwarden.quality._scan import ColumnScan
 
 PROFILE_VERSION = 1
 STRING_BOUND = 256
@@ -95,34 +98,40 @@ class ColumnProfile:
         """Non-null values that are not NaN or infinite: the ones moments and quantiles describe."""
         return self.count - self.nulls - self.nan - self.inf
 
-    @cached_property
     def _sketch(self) -> Any:
-        return sketches.kll_load(self.quantiles) if self.quantiles is not None else None
+        """The KLL sketch, or None if there is no value to ask about. Loaded afresh on each call
+        (~40 us with its checks): a cached one would be shared mutable state (the library sorts
+        lazily on queries) and would not pickle, e.g. to send a profile between Dask workers."""
+        if self.quantiles is None:
+            return None
+        sketch = sketches.kll_load(self.quantiles)
+        return None if sketch.is_empty() else sketch
 
     def quantile(self, q: float) -> float | None:
         """The value at normalized rank q (0..1), within ``sketches.kll_error()`` in rank; None if no values."""
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"a quantile's rank must be between 0 and 1, not {q}")
-        if self._sketch is None or self._sketch.is_empty():
-            return None
-        return float(self._sketch.get_quantile(q))
+        sketch = self._sketch()
+        return None if sketch is None else float(sketch.get_quantile(q))
 
     def rank(self, x: float) -> float | None:
         """The approximate fraction of finite values below x; None if there are none."""
-        if self._sketch is None or self._sketch.is_empty():
-            return None
-        return float(self._sketch.get_rank(x))
+        sketch = self._sketch()
+        return None if sketch is None else float(sketch.get_rank(x))
 
     def histogram(self, bins: int = 20) -> list[tuple[float, float, float]]:
         """Equal-width bins between the smallest and largest finite value as (low, high, fraction);
         each fraction is within the sketch's rank error. Empty when there is no finite value."""
-        if self._sketch is None or self._sketch.is_empty() or bins < 1:
+        sketch = self._sketch()
+        if sketch is None or bins < 1:
             return []
-        low, high = float(self._sketch.get_min_value()), float(self._sketch.get_max_value())
-        edges = sorted({low, high} | {low + (high - low) * i / bins for i in range(1, bins)})
+        low, high = float(sketch.get_min_value()), float(sketch.get_max_value())
+        # A convex combination of low and high: (high - low) would overflow for -1e308..1e308.
+        inner = (low * (1 - i / bins) + high * (i / bins) for i in range(1, bins))
+        edges = sorted({low, high} | {min(max(edge, low), high) for edge in inner})
         if len(edges) < 2:
             return [(low, high, 1.0)]
-        masses = self._sketch.get_pmf(edges[1:-1]) if len(edges) > 2 else [1.0]
+        masses = sketch.get_pmf(edges[1:-1]) if len(edges) > 2 else [1.0]
         return [(edges[i], edges[i + 1], float(m)) for i, m in enumerate(masses)]
 
     def distinct_estimate(self) -> float:
@@ -216,7 +225,7 @@ class Profile:
 
     def to_json(self) -> dict[str, Any]:
         """The stored form (``"version": 1``); strict JSON: no NaN or Infinity literals."""
-        from mlwarden.quality import _codec
+        from mlwarden.quality import _codec  # imported here: it imports this module
 
         return _codec.profile_to_json(self)
 
@@ -245,10 +254,10 @@ class Profiler:
     Memory stays bounded whatever the row count: per column a KLL sketch (~5 KB), 4 KB of registers,
     at most ``frequent_k`` counters and a few numbers; large batches are processed in slices.
 
-    String and binary columns of a large batch go to worker threads while this thread does the
-    others: their heavy steps (dictionary encoding, SHA-256) run in Arrow and DataFusion without the
-    GIL, whereas KLL updates hold it (the binding does not release it), so spreading numeric columns
-    over threads would only make them queue for the GIL.
+    Columns of a large batch are profiled on several threads, string and binary columns preferably
+    on the workers: their heavy steps (dictionary encoding, SHA-256) run in Arrow and DataFusion
+    without the GIL, whereas KLL updates hold it (the binding does not release it; see
+    ``_scan.KLL_CHUNK`` for how the scan yields it).
     """
 
     def __init__(
@@ -268,18 +277,17 @@ class Profiler:
     def add(self, batch: pa.RecordBatch) -> None:
         """Fold in a batch already conformed to the schema (``mlwarden.data.columns.conform``)."""
         self._check(batch)
-        pairs = list(zip(self._scans, batch.columns, strict=True))
-        offload = [(scan, array) for scan, array in pairs if scan.gil_free]
+        # String and binary columns first: worker threads take tasks from the front, this thread
+        # from the back, so the GIL-free work goes to the workers and the load balances itself.
+        tasks = deque(sorted(zip(self._scans, batch.columns, strict=True), key=lambda task: not task[0].gil_free))
+        workers = min(self._threads - 1, len(tasks) - 1)
         self._failed = True  # until every column took the batch: a half-added batch spoils the profile
-        if self._threads < 2 or not offload or batch.num_rows * len(offload) < PARALLEL_MIN_VALUES:
-            for scan, array in pairs:
-                scan.update(array)
+        if workers < 1 or batch.num_rows * len(tasks) < PARALLEL_MIN_VALUES:
+            _drain(tasks.pop)
         else:
-            with ThreadPoolExecutor(min(self._threads - 1, len(offload)), "mlwarden-profile") as pool:
-                futures = [pool.submit(scan.update, array) for scan, array in offload]
-                for scan, array in pairs:
-                    if not scan.gil_free:
-                        scan.update(array)
+            with ThreadPoolExecutor(workers, "mlwarden-profile") as pool:
+                futures = [pool.submit(_drain, tasks.popleft) for _ in range(workers)]
+                _drain(tasks.pop)
                 for future in futures:
                     future.result()
         self._rows += batch.num_rows
@@ -302,6 +310,16 @@ class Profiler:
         return Profile(self._rows, tuple(scan.result() for scan in self._scans))
 
 
+def _drain(take: Callable[[], tuple[ColumnScan, pa.Array]]) -> None:
+    """Update columns with their arrays until no task is left (``deque`` pops are atomic)."""
+    while True:
+        try:
+            scan, array = take()
+        except IndexError:
+            return
+        scan.update(array)
+
+
 def _default_threads() -> int:
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(cpus, 4))
@@ -320,10 +338,3 @@ def profile_html(profile: Profile, title: str) -> str:
     from mlwarden.quality import _report
 
     return _report.html(profile, title)
-
-
-def empty_column(column: Column) -> ColumnProfile:
-    """The profile of a column with no rows (what merging starts from)."""
-    from mlwarden.quality._scan import ColumnScan
-
-    return ColumnScan(column, KLL_K, FREQUENT_K).result()

@@ -7,7 +7,7 @@ ingestions' samples, and an append costs its batch, not the dataset. The keys co
 seeded by the ingestion's id, so a sample can be recomputed and checked.
 
 Drift tests compare a batch with the sample of its reference version (uniform, so the tests stay
-valid); docs/validation.md gives the sizes.
+valid); docs/validation.md gives the sizes. Samples are Arrow tables (no polars import on the ingest path).
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
-import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
+
+from mlwarden.data.columns import int64_array
 
 KEY = "__mlwarden_key"
 STORED_ROWS = 20_000  # kept per ingestion (the reference side of drift tests)
@@ -33,7 +35,7 @@ class BottomK:
     def __init__(self, capacity: int, seed: int) -> None:
         self.capacity = capacity
         self._rng = np.random.default_rng(seed)
-        self._parts: list[pl.DataFrame] = []
+        self._parts: list[pa.Table] = []
         self._held = 0
         self._threshold = 1.0  # keys at or above it can no longer enter the sample
 
@@ -42,34 +44,39 @@ class BottomK:
         keep = np.flatnonzero(keys < self._threshold)
         if not len(keep):
             return
-        frame = pl.DataFrame(batch.take(pa.array(keep)))
-        self._parts.append(frame.with_columns(pl.Series(KEY, keys[keep])))
+        kept = pa.Table.from_batches([batch.take(int64_array(keep))])
+        column = pa.Array.from_buffers(pa.float64(), len(keep), [None, pa.py_buffer(np.ascontiguousarray(keys[keep]))])
+        self._parts.append(kept.append_column(KEY, column))
         self._held += len(keep)
         if self._held >= 2 * self.capacity:
             self._compact()
 
     def _compact(self) -> None:
-        merged = pl.concat(self._parts).sort(KEY).head(self.capacity)
+        merged = _smallest(self._parts, self.capacity)
         self._parts = [merged]
-        self._held = merged.height
-        if merged.height == self.capacity:
-            self._threshold = float(merged[KEY][-1])
+        self._held = merged.num_rows
+        if merged.num_rows == self.capacity:
+            self._threshold = float(merged.column(KEY)[-1].as_py())
 
-    def frame(self) -> pl.DataFrame | None:
-        """The sample with its key column (None when nothing was added)."""
+    def table(self) -> pa.Table | None:
+        """The sample with its key column, by key (None when nothing was added)."""
         if not self._parts:
             return None
         self._compact()
         return self._parts[0]
 
 
-def merge_samples(samples: list[pl.DataFrame], capacity: int) -> pl.DataFrame | None:
+def _smallest(parts: list[pa.Table], capacity: int) -> pa.Table:
+    merged = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    order = pc.sort_indices(merged, sort_keys=[(KEY, "ascending")])
+    return merged.take(order.slice(0, capacity)).combine_chunks()
+
+
+def merge_samples(samples: list[pa.Table], capacity: int) -> pa.Table | None:
     """The sample of the union of the rows the samples were drawn from."""
-    present = [s for s in samples if s.height]
-    if not present:
-        return None
-    return pl.concat(present).sort(KEY).head(capacity)
+    present = [s for s in samples if s.num_rows]
+    return _smallest(present, capacity) if present else None
 
 
-def without_key(sample: pl.DataFrame) -> pl.DataFrame:
-    return sample.drop(KEY)
+def without_key(sample: pa.Table) -> pa.Table:
+    return sample.drop_columns([KEY])

@@ -10,7 +10,8 @@ per partition or per worker and combined in any order:
 * **Misra-Gries** frequent items merge as in Agarwal et al., "Mergeable Summaries" (PODS 2012): every
   reported count is a lower bound and at most ``error`` below the truth.
 * **KLL** quantile sketches are Apache DataSketches' (``kll_doubles_sketch``), randomized, merged by
-  the library; the error is the sketch's documented normalized rank error.
+  the library; the error is the sketch's documented normalized rank error (``kll_error``: 1.33% at
+  k = 200 with 99% confidence), independent of n and of how many merges.
 
 The hashes that feed HyperLogLog are part of the stored format: they must give the same registers on
 every machine and in every version (``splitmix64`` and SHA-256 below; never ``hash()`` or a seeded
@@ -91,7 +92,8 @@ def hash_bytes(values: pa.Array) -> U64:
     """The first 8 bytes (little-endian) of SHA-256 of each value of a string or binary array, no nulls.
 
     SHA-256 (FIPS 180-4) is the one byte-string hash that is both stable by definition and vectorised
-    here (DataFusion's kernel, millions of values per second); callers hash unique values only.
+    here (DataFusion's kernel, ~10M short values per second); callers hash a slice's unique values, or
+    every value of a mostly distinct slice (where that is cheaper than finding the unique ones).
     """
     digests = sha256_concat([values.cast(pa.large_binary())])
     return np.ascontiguousarray(digests[:, :8]).view("<u8").reshape(-1).astype(np.uint64, copy=False)
@@ -302,7 +304,10 @@ def kll_load(data: bytes) -> Any:
     The bytes are checked here first (``check_kll``): the library's deserializer trusts the level
     offsets it reads, and crafted or corrupted bytes crash the interpreter (found by fuzzing).
     """
-    check_kll(data)
+    try:
+        check_kll(data)
+    except struct.error as exc:
+        raise ValueError(f"malformed KLL sketch: {exc}") from None
     try:
         return kll_doubles_sketch.deserialize(data)
     except (RuntimeError, ValueError, IndexError) as exc:
@@ -336,8 +341,10 @@ def check_kll(data: bytes) -> None:
     if not 1 <= num_levels <= 61 or not 8 <= min_k <= k:
         raise ValueError("malformed KLL sketch: levels or min k out of range")
     capacity = _kll_capacity(k, num_levels)
-    levels = [*struct.unpack_from(f"<{num_levels}I", data, _KLL_FULL_HEADER), capacity]
     items_at = _KLL_FULL_HEADER + 4 * num_levels + 16
+    if len(data) < items_at:
+        raise ValueError("malformed KLL sketch: truncated")
+    levels = [*struct.unpack_from(f"<{num_levels}I", data, _KLL_FULL_HEADER), capacity]
     if any(a > b for a, b in itertools.pairwise(levels)) or levels[0] >= capacity:
         raise ValueError("malformed KLL sketch: level offsets")
     if len(data) != items_at + 8 * (capacity - levels[0]):
@@ -356,7 +363,7 @@ def _check_kll_items(data: bytes, at: int, levels: list[int], *, sorted_zero: bo
         raise ValueError("malformed KLL sketch: items outside its min and max")
     for level, (a, b) in enumerate(itertools.pairwise(levels)):
         segment = items[a - levels[0] : b - levels[0]]
-        if (level or sorted_zero) and (np.diff(segment) < 0).any():
+        if (level or sorted_zero) and (segment[1:] < segment[:-1]).any():
             raise ValueError("malformed KLL sketch: a level is not sorted")
 
 
@@ -366,8 +373,8 @@ def _kll_capacity(k: int, num_levels: int) -> int:
 
 
 def _kll_level_capacity(k: int, depth: int) -> int:
-    if depth <= 30:
-        return (((2 * k) << depth) // 3**depth + 1) >> 1
+    if depth <= 30:  # 2k scaled by (2/3)^depth, rounded half up, in integers as the C++ does
+        return int((((2 * k) << depth) // 3**depth + 1) >> 1)
     half = depth // 2
     return _kll_level_capacity(_kll_level_capacity(k, half), depth - half)
 

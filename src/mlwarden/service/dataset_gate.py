@@ -1,10 +1,14 @@
 """The ingestion gate as the data service runs it: watch the batch while it is staged, then judge it.
 
-While ``ingest.stage`` reads a batch, a ``Watch`` sees every conformed record batch: it profiles it,
-runs the contract's checks and keeps a uniform sample. Then the batch is judged: the contract's and
+While ``ingest.stage`` reads a batch, a ``Watch`` sees every conformed record batch: it runs the
+contract's checks and keeps a uniform sample. Then the batch is judged: the contract's and
 checks' findings, and drift against a sample of the reference version (the latest accepted one, or
-the one the policy pins). The profile and the sample go to the blob store; the verdict, its findings
-and their digests become the ingestion's gate record, in the ingestion's transaction.
+the one the policy pins). The sample goes to the blob store; the verdict, its findings and the sample's
+digest become the ingestion's gate record, in the ingestion's transaction.
+
+Profiles are not made here: the gate does not need them, and they cost as much CPU as fingerprinting. A
+version's profile is made on first request, from its ingestions' rows, and each ingestion's profile is
+kept (``dataset_profiles``) so that later versions reuse it.
 """
 
 from __future__ import annotations
@@ -12,10 +16,11 @@ from __future__ import annotations
 import io
 import json
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
+from sqlalchemy import Connection, insert, select
 
 from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.data.rows import VersionView, iter_pieces
@@ -28,15 +33,12 @@ from mlwarden.quality.checks import CheckRunner, compile_checks
 from mlwarden.quality.contract import Contract
 from mlwarden.quality.evidence import Evidence
 from mlwarden.quality.interface import Finding, Outcome
-from mlwarden.quality.profile import Profile, Profiler
+from mlwarden.quality.profile import Profile
 from mlwarden.quality.sample import BATCH_ROWS, STORED_ROWS, BottomK, merge_samples, seed_for, without_key
 from mlwarden.service.dataset_store import Dataset, Version
 from mlwarden.service.door import Applied
 from mlwarden.service.gate_store import ACCEPT_KIND, GateRecord, first_records, latest_records
 from mlwarden.store.blobs import BlobStore
-
-if TYPE_CHECKING:
-    from sqlalchemy import Connection
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Reference:
     """The version drift is measured against, and a uniform sample of its rows (None: no such version)."""
 
     number: int | None
-    sample: pl.DataFrame | None
+    sample: pa.Table | None
 
 
 class Watch:
@@ -58,12 +60,11 @@ class Watch:
 
     def start(self, schema: Schema) -> None:
         checks, static = compile_checks(self.contract, schema)
-        self._started = _Started(schema, static, CheckRunner(checks, self.contract), Profiler(schema))
+        self._started = _Started(schema, static, CheckRunner(checks, self.contract))
 
     def add(self, batch: pa.RecordBatch) -> None:
         started = self._state()
         started.runner.add(batch)
-        started.profiler.add(batch)
         self._sampler.add(batch)
 
     def _state(self) -> _Started:
@@ -77,19 +78,16 @@ class Watch:
 
     def judge(self, dataset_label: str | None, reference: Reference, policy: Policy) -> Judgement:
         started = self._state()
-        sample = self._sampler.frame()
+        sample = self._sampler.table()
         evidence = None
         if sample is not None:
             current = without_key(sample)
             evidence = Evidence(started.schema, dataset_label, current, self.rows, reference.sample, reference.number)
         return judge_batch([*started.static, *started.runner.findings()], evidence, policy)
 
-    def profile(self) -> Profile:
-        return self._state().profiler.result()
-
-    def stored_sample(self) -> pl.DataFrame | None:
-        sample = self._sampler.frame()
-        return sample.head(STORED_ROWS) if sample is not None else None
+    def stored_sample(self) -> pa.Table | None:
+        sample = self._sampler.table()
+        return sample.slice(0, STORED_ROWS) if sample is not None else None
 
 
 @dataclass
@@ -97,7 +95,6 @@ class _Started:
     schema: Schema
     static: list[Finding]
     runner: CheckRunner
-    profiler: Profiler
 
 
 def unreadable(message: str) -> Judgement:
@@ -108,16 +105,14 @@ def unreadable(message: str) -> Judgement:
     return judge([finding], DEFAULT_POLICY)
 
 
-def store_evidence(blobs: BlobStore, watch: Watch) -> tuple[Digest, Digest | None]:
-    """Put the batch's profile (JSON) and its stored sample (Parquet) in the blob store."""
-    profile = json.dumps(watch.profile().to_json(), sort_keys=True, separators=(",", ":")).encode()
-    profile_digest = blobs.put_bytes(profile)
+def store_evidence(blobs: BlobStore, watch: Watch) -> Digest | None:
+    """Put the batch's stored sample (Parquet) in the blob store."""
     sample = watch.stored_sample()
     if sample is None:
-        return profile_digest, None
+        return None
     buffer = io.BytesIO()
-    sample.write_parquet(buffer, compression="zstd")
-    return profile_digest, blobs.put_bytes(buffer.getvalue())
+    pq.write_table(sample, buffer, compression="zstd")
+    return blobs.put_bytes(buffer.getvalue())
 
 
 # -- the reference ---------------------------------------------------------------------------------------
@@ -137,7 +132,7 @@ def choose_reference(conn: Connection, dataset: Dataset, history: list[Version],
 
 def reference_sample(
     conn: Connection, blobs: BlobStore, dataset: Dataset, version: Version, segments: dict[str, Digest]
-) -> pl.DataFrame | None:
+) -> pa.Table | None:
     """A uniform sample of ``version``'s rows: the merge of its ingestions' stored samples.
 
     An ingestion without one (made before the gate existed) or only partly in the version is sampled
@@ -149,22 +144,22 @@ def reference_sample(
         record = records.get(piece.ingestion)
         whole = piece.start == 0 and record is not None and record.report.get("rows") == piece.stop
         if whole and record is not None and record.sample is not None:
-            parts.append(pl.read_parquet(io.BytesIO(blobs.get_bytes(record.sample))))
+            parts.append(pq.ParquetFile(io.BytesIO(blobs.get_bytes(record.sample))).read())
         else:
-            parts.append(_sample_piece(blobs, dataset.schema, version, piece, segments))
+            sampled = _sample_piece(blobs, dataset.schema, version, piece, segments)
+            parts += [sampled] if sampled is not None else []
     merged = merge_samples(parts, STORED_ROWS)
     return without_key(merged) if merged is not None else None
 
 
 def _sample_piece(
     blobs: BlobStore, schema: Schema, version: Version, piece: Any, segments: dict[str, Digest]
-) -> pl.DataFrame:
+) -> pa.Table | None:
     sampler = BottomK(STORED_ROWS, seed_for(piece.ingestion))
     view = VersionView(schema, version.manifest, segments)
     for chunk in iter_pieces(blobs, view, (piece,)):
         sampler.add(chunk.batch)
-    frame = sampler.frame()
-    return frame if frame is not None else pl.DataFrame()
+    return sampler.table()
 
 
 # -- what an ingest needs, read before staging -----------------------------------------------------------
@@ -227,8 +222,6 @@ def gate_details(record: GateRecord) -> dict[str, DetailValue]:
         "ingestion": record.ingestion,
         "deciding": ",".join(record.report.get("deciding", []))[:1000],
     }
-    if record.profile:
-        details["profile"] = str(record.profile)
     if record.sample:
         details["sample"] = str(record.sample)
     return details
@@ -278,7 +271,7 @@ def _accept_approved(conn: Connection, request: Any) -> dict[str, DetailValue]:
     accepted = GateRecord(
         "gate_" + request.id.removeprefix("apr_"), first.ingestion, Verdict.ACCEPTED,
         {"accepted_by": request.id, "was": first.verdict, "rows": first.report.get("rows")},
-        None, None, request.id, "approval", format_ts(utcnow()),
+        None, request.id, "approval", format_ts(utcnow()),
     )  # fmt: skip
     insert_gate(conn, dataset, accepted)
     return {"gate": accepted.id, "verdict": Verdict.ACCEPTED, "ingestion": first.ingestion}
@@ -294,26 +287,47 @@ _register()
 
 
 def version_profile(conn: Connection, blobs: BlobStore, dataset: Dataset, version: Version) -> Profile:
-    """The merge of the profiles of the version's ingestions (profiled from their rows where none was
-    stored: ingestions from before the gate, or pieces of one)."""
-    from mlwarden.quality.profile import Profiler
+    """The merge of the profiles of the version's ingestions, each profiled from its rows the first time
+    and kept (a piece holding only part of an ingestion is profiled from its rows every time)."""
+    from mlwarden.quality.profile import Profiler, profile_batches
     from mlwarden.service.dataset_store import ingestions_of
+    from mlwarden.store.tables import dataset_profiles
 
-    records = first_records(conn, dataset, {p.ingestion for p in version.manifest})
-    segments = {i.id: i.segment for i in ingestions_of(conn, dataset).values()}
+    ingestions = ingestions_of(conn, dataset)
+    segments = {i.id: i.segment for i in ingestions.values()}
+    kept = dict(
+        conn.execute(
+            select(dataset_profiles.c.ingestion_id, dataset_profiles.c.profile).where(
+                dataset_profiles.c.dataset_id == dataset.id
+            )
+        ).all()
+    )
     merged: Profile | None = None
+    view = VersionView(dataset.schema, version.manifest, segments)
     for piece in version.manifest:
-        record = records.get(piece.ingestion)
-        if piece.start == 0 and record is not None and record.profile and record.report.get("rows") == piece.stop:
-            part = Profile.from_json(json.loads(blobs.get_bytes(record.profile)))
+        whole = piece.start == 0 and piece.stop == ingestions[piece.ingestion].rows
+        if whole and piece.ingestion in kept:
+            part = Profile.from_json(json.loads(blobs.get_bytes(Digest.parse(kept[piece.ingestion]))))
         else:
             profiler = Profiler(dataset.schema)
-            for chunk in iter_pieces(blobs, VersionView(dataset.schema, version.manifest, segments), (piece,)):
+            for chunk in iter_pieces(blobs, view, (piece,)):
                 profiler.add(chunk.batch)
             part = profiler.result()
+            if whole:
+                _keep_profile(conn, blobs, dataset, piece.ingestion, part)
         merged = part if merged is None else merged.merge(part)
-    if merged is None:
-        from mlwarden.quality.profile import profile_batches
+    return merged if merged is not None else profile_batches([], dataset.schema)
 
-        return profile_batches([], dataset.schema)
-    return merged
+
+def _keep_profile(conn: Connection, blobs: BlobStore, dataset: Dataset, ingestion: str, profile: Profile) -> None:
+    from mlwarden.store.tables import dataset_profiles
+
+    document = json.dumps(profile.to_json(), sort_keys=True, separators=(",", ":")).encode()
+    conn.execute(
+        insert(dataset_profiles).values(
+            ingestion_id=ingestion,
+            dataset_id=dataset.id,
+            profile=str(blobs.put_bytes(document)),
+            created_at=format_ts(utcnow()),
+        )
+    )

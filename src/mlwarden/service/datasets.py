@@ -155,10 +155,10 @@ class DatasetService:
     def _gate_record(
         self, watch: Watch, judgement: Judgement, reference: GateReference, source: str, *, evidence: bool
     ) -> GateRecord:
-        profile, sample = store_evidence(self._ctx.blobs, watch) if evidence else (None, None)
+        sample = store_evidence(self._ctx.blobs, watch) if evidence else None
         report = judgement.to_json() | {"rows": watch.rows, "reference_version": reference.number, "source": source}
         return GateRecord(
-            new_id("gate"), watch.ingestion, judgement.verdict, report, profile, sample, None,
+            new_id("gate"), watch.ingestion, judgement.verdict, report, sample, None,
             self._ctx.actor.name, format_ts(utcnow()),
         )  # fmt: skip
 

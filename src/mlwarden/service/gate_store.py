@@ -26,7 +26,6 @@ class GateRecord:
     ingestion: str
     verdict: str
     report: dict[str, Any]
-    profile: Digest | None
     sample: Digest | None
     approval_request: str | None
     actor: str
@@ -37,7 +36,6 @@ class GateRecord:
             "ingestion": self.ingestion,
             "verdict": self.verdict,
             "report": self.report,
-            "profile": str(self.profile) if self.profile else None,
             "sample": str(self.sample) if self.sample else None,
             "approval_request": self.approval_request,
             "actor": self.actor,
@@ -53,7 +51,6 @@ def insert_gate(conn: Connection, dataset: Dataset, record: GateRecord) -> None:
             ingestion_id=record.ingestion,
             verdict=record.verdict,
             report=json.dumps(record.report, sort_keys=True, separators=(",", ":")),
-            profile=str(record.profile) if record.profile else None,
             sample=str(record.sample) if record.sample else None,
             approval_request=record.approval_request,
             actor=record.actor,
@@ -74,7 +71,6 @@ def gate_records(conn: Connection, dataset: Dataset, ingestions: Iterable[str] |
             ingestion=r["ingestion_id"],
             verdict=r["verdict"],
             report=json.loads(r["report"]),
-            profile=Digest.parse(r["profile"]) if r["profile"] else None,
             sample=Digest.parse(r["sample"]) if r["sample"] else None,
             approval_request=r["approval_request"],
             actor=r["actor"],

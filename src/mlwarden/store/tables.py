@@ -264,8 +264,8 @@ dataset_documents = Table(
     Index("ix_dataset_documents_dataset", "dataset_id", "kind", "created_at"),
 )
 
-# The gate's verdict on an ingestion (accepted, quarantined, rejected) with its findings, the batch's
-# profile and sample (blobs). Append-only: accepting a quarantined ingestion adds a record; the latest
+# The gate's verdict on an ingestion (accepted, quarantined, rejected) with its findings and the batch's
+# sample (a blob). Append-only: accepting a quarantined ingestion adds a record; the latest
 # record of an ingestion is its status. A rejected batch has records but no ingestion row.
 dataset_gates = Table(
     "dataset_gates",
@@ -275,11 +275,21 @@ dataset_gates = Table(
     Column("ingestion_id", String(32), nullable=False),
     Column("verdict", String(16), nullable=False),
     Column("report", Text, nullable=False),
-    Column("profile", String(80), nullable=True),
     Column("sample", String(80), nullable=True),
     Column("approval_request", String(32), nullable=True),
     Column("actor", String(64), nullable=False),
     Column("created_at", String(32), nullable=False),
     Index("ix_dataset_gates_ingestion", "ingestion_id", "created_at"),
     Index("ix_dataset_gates_dataset", "dataset_id", "created_at"),
+)
+
+# Each ingestion's profile (a JSON blob), made the first time a profile of a version holding it is asked
+# for, then reused: a version's profile is the merge of its ingestions'. Insert-once.
+dataset_profiles = Table(
+    "dataset_profiles",
+    metadata,
+    Column("ingestion_id", String(32), primary_key=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
+    Column("profile", String(80), nullable=False),
+    Column("created_at", String(32), nullable=False),
 )

@@ -38,7 +38,6 @@ def upgrade() -> None:
         sa.Column("ingestion_id", sa.String(32), nullable=False),
         sa.Column("verdict", sa.String(16), nullable=False),
         sa.Column("report", sa.Text, nullable=False),
-        sa.Column("profile", sa.String(80), nullable=True),
         sa.Column("sample", sa.String(80), nullable=True),
         sa.Column("approval_request", sa.String(32), nullable=True),
         sa.Column("actor", sa.String(64), nullable=False),
@@ -46,13 +45,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_dataset_gates_ingestion", "dataset_gates", ["ingestion_id", "created_at"])
     op.create_index("ix_dataset_gates_dataset", "dataset_gates", ["dataset_id", "created_at"])
-    for table in ("dataset_documents", "dataset_gates"):
+    op.create_table(
+        "dataset_profiles",
+        sa.Column("ingestion_id", sa.String(32), primary_key=True),
+        sa.Column("dataset_id", sa.String(32), sa.ForeignKey("datasets.id"), nullable=False),
+        sa.Column("profile", sa.String(80), nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+    )
+    for table in ("dataset_documents", "dataset_gates", "dataset_profiles"):
         forbid_update_and_delete(table, _IMMUTABLE)
 
 
 def downgrade() -> None:
-    for table in ("dataset_gates", "dataset_documents"):
+    for table in ("dataset_profiles", "dataset_gates", "dataset_documents"):
         drop_append_only(table)
+    op.drop_table("dataset_profiles")
     op.drop_index("ix_dataset_gates_dataset", table_name="dataset_gates")
     op.drop_index("ix_dataset_gates_ingestion", table_name="dataset_gates")
     op.drop_table("dataset_gates")
