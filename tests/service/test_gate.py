@@ -191,3 +191,34 @@ def test_a_verdict_forged_in_the_database_is_named_by_audit_verify(sam: Workspac
     assert sam.quality.gate("tx", project=PROJECT)["verdict"] == "accepted"  # the forgery takes effect...
     report = admin.audit.verify()
     assert not report.ok and any("gate_forged" in str(p) for p in report.problems)  # ...and is named
+
+
+def test_bad_inputs_give_findings_not_crashes(sam: Workspace, tmp_path: Path) -> None:
+    add(sam, frame(500))
+    batches = {
+        "all-null column": frame(50, seed=1, start=1000).assign(amount=np.nan),
+        "constant column": frame(50, seed=1, start=2000).assign(merchant="m1", amount=5.0),
+        "single label class": frame(50, seed=1, start=3000).assign(label=1),
+        "under 10 rows": frame(4, seed=1, start=4000),
+        "nan and inf": pl.from_pandas(frame(50, seed=1, start=5000)).with_columns(
+            amount=pl.Series([float("nan"), float("inf"), float("-inf"), 1.0, 2.0] * 10)
+        ),
+        "high-cardinality strings": frame(5000, seed=1, start=6000).assign(merchant=[f"x{i}" for i in range(5000)]),
+    }
+    for what, batch in batches.items():
+        try:
+            change = add(sam, batch, source="odd")
+            verdict = change.verdict  # type: ignore[attr-defined]
+        except GateBlocked:
+            verdict = "rejected"
+        assert verdict in ("accepted", "quarantined", "rejected"), what
+        report = sam.quality.gate("tx", project=PROJECT)
+        assert report["verdict"] in ("accepted", "quarantined"), what
+    # mixed types in a CSV column: "abc" in the int column `id` is a broken contract, not a crash
+    (tmp_path / "mixed.csv").write_text(
+        "id,amount,merchant,online,at,label\n1,2.0,m1,true,2026-01-01 00:00:00,0\nabc,3.0,m2,false,2026-01-01 00:01:00,1\n"
+    )
+    with pytest.raises(GateBlocked, match="cannot read"):
+        add(sam, tmp_path / "mixed.csv", source="odd")
+    findings = sam.quality.gate("tx", project=PROJECT)["recent_rejections"][-1]["report"]["findings"]
+    assert findings[0]["step"] == "contract" and findings[0]["outcome"] == "failed"

@@ -107,8 +107,8 @@ class DatasetService:
         dataset, latest = base.dataset, base.latest
         schema = dataset.schema if dataset else None
         watch = Watch(base.contract, new_id("ing"))
-        batches = open_file(Path(data), schema, progress) if isinstance(data, str | Path) else from_table(data)
         try:
+            batches = open_file(Path(data), schema, progress) if isinstance(data, str | Path) else from_table(data)
             staged = stage(batches, schema, self._tree_base(latest, replace), self._ctx.blobs, watch)
         except ContractMismatch as broken:
             if dataset is None:

@@ -180,9 +180,9 @@ class QualityService:
         )
         chosen_policy = policy_from_json(_document(policy, policy_from_json) or {}) if policy else own_policy
         watch = Watch(chosen_contract, "dry-run")
-        batches = open_file(Path(data), dataset.schema) if isinstance(data, str | Path) else from_table(data)
         watch.start(dataset.schema)
         try:
+            batches = open_file(Path(data), dataset.schema) if isinstance(data, str | Path) else from_table(data)
             for batch in batches.batches:
                 watch.add(conform(batch, dataset.schema))
             judgement = watch.judge(dataset.label_column, GateReference(version.number, sample), chosen_policy)
