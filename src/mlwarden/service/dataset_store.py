@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,6 +110,30 @@ class Version:
 
 def dataset_resource(project: str, name: str) -> Resource:
     return Resource("dataset", f"{project}/{name}", project)
+
+
+def dataset_target(project: str, name: str) -> Callable[[Connection], Resource]:
+    """The door's target for a dataset by name (a missing one is an ordinary NotFound for members)."""
+    return lambda conn: require_dataset(conn, project, name).resource()
+
+
+def ref_target(project: str, ref: Reference) -> Callable[[Connection], Resource]:
+    """The dataset a reference names, by name or by version digest."""
+    if ref.name is not None:
+        return dataset_target(project, ref.name)
+    return lambda conn: resolve(conn, project, ref)[0].resource()
+
+
+def chosen_project(project: str | None, default: str) -> str:
+    """The project an argument names, else MLWARDEN_PROJECT, else the workspace's default."""
+    import os
+
+    from mlwarden.service.config import ENV_PROJECT
+
+    chosen = project or os.environ.get(ENV_PROJECT) or default
+    if not chosen:
+        raise UsageError("name a project with --project", hint="or set default_project in .mlwarden/config.toml")
+    return chosen
 
 
 def find_dataset(conn: Connection, project: str, name: str) -> Dataset | None:

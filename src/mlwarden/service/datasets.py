@@ -7,7 +7,6 @@ data.export permission and is audited like a change.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,6 @@ from mlwarden.domain.actions import Action
 from mlwarden.domain.digests import Digest
 from mlwarden.domain.events import Resource
 from mlwarden.errors import ContractMismatch, GateBlocked, NotFound, UsageError
-from mlwarden.service.config import ENV_PROJECT
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.dataset_changes import (
     Change,
@@ -53,11 +51,14 @@ from mlwarden.service.dataset_store import (
     Dataset,
     Ingestion,
     Version,
+    chosen_project,
     dataset_resource,
+    dataset_target,
     find_dataset,
     ingestions_of,
     latest_version,
     list_datasets,
+    ref_target,
     require_dataset,
     resolve,
     version_counts,
@@ -99,7 +100,7 @@ class DatasetService:
         a revert drops it); rejected, it makes nothing and ``GateBlocked`` says why. Every verdict is
         recorded and audited.
         """
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         validate_dataset_name(name)
         validate_source(source)
         target = dataset_resource(project, name)
@@ -200,7 +201,7 @@ class DatasetService:
     ) -> Change:
         """A new version without the rows of a source, an ingestion, everything since a time, or back to
         an earlier version's rows; it records what it undid."""
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         chosen = [(k, v) for k, v in (("source", source), ("ingestion", ingestion), ("since", since), ("to", to)) if v]
         if len(chosen) != 1:
             raise UsageError("give exactly one of --source, --ingestion, --since and --to")
@@ -241,12 +242,14 @@ class DatasetService:
         """From now on every change to the dataset needs ``approvals`` approvers (never its author)."""
         if not 1 <= approvals <= 10:
             raise UsageError("--approvals must be between 1 and 10")
-        return self._set_protection(name, self._project(project), True, approvals, Action.DATA_PROTECT)
+        return self._set_protection(
+            name, chosen_project(project, self._ctx.config.default_project), True, approvals, Action.DATA_PROTECT
+        )
 
     @mutation
     def unprotect(self, name: str, *, project: str | None = None, totp: str | None = None) -> Dataset:
         """Accept changes without approval again (admins, with a TOTP step-up)."""
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         self._step_up(totp, Action.DATA_UNPROTECT, dataset_resource(project, name))
         return self._set_protection(name, project, False, 1, Action.DATA_UNPROTECT)
 
@@ -261,12 +264,12 @@ class DatasetService:
             changed = require_dataset(conn, project, name)
             return Applied(changed, details={"protected": protected, "required_approvals": approvals})
 
-        return self._ctx.door.run(self._ctx.actor, action, self._dataset_target(project, name), apply)
+        return self._ctx.door.run(self._ctx.actor, action, dataset_target(project, name), apply)
 
     @mutation
     def verify(self, name: str | None = None, *, project: str | None = None) -> IntegrityReport:
         """Re-hash every segment and recompute every version digest; record the result as an event."""
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         target = Resource("dataset", f"{project}/{name or '*'}", project)
 
         def load(conn: Connection) -> list[Snapshot]:
@@ -296,7 +299,7 @@ class DatasetService:
     @access
     def diff(self, a: str, b: str, *, project: str | None = None, rows: int | None = None) -> dict[str, Any]:
         """Rows added and removed from A to B by fingerprint, by source, with column statistics."""
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         first = self._hand_out(a, project, "diff")
         second = self._read(b, project)
         if first.dataset.schema != second.dataset.schema:
@@ -330,7 +333,7 @@ class DatasetService:
         }
 
     def _hand_out(self, ref: str, project: str | None, what: str) -> Snapshot:
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         parsed = Reference.parse(ref)
 
         def apply(conn: Connection) -> Applied[Snapshot]:
@@ -339,17 +342,17 @@ class DatasetService:
                 snapshot, digest_after=str(snapshot.version.digest), details={"what": what, "ref": snapshot.version.ref}
             )
 
-        return self._ctx.door.run(self._ctx.actor, Action.DATA_EXPORT, self._ref_target(project, parsed), apply)
+        return self._ctx.door.run(self._ctx.actor, Action.DATA_EXPORT, ref_target(project, parsed), apply)
 
     # -- metadata reads ----------------------------------------------------------------------------------
 
     def versions(self, name: str, *, project: str | None = None) -> list[Version]:
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
 
         def fetch(conn: Connection) -> list[Version]:
             return versions_of(conn, require_dataset(conn, project, name))
 
-        return self._ctx.door.read(self._ctx.actor, Action.DATA_READ, self._dataset_target(project, name), fetch)
+        return self._ctx.door.read(self._ctx.actor, Action.DATA_READ, dataset_target(project, name), fetch)
 
     def show(self, ref: str, *, project: str | None = None) -> dict[str, Any]:
         """A version: its digest, schema, rows, and the ingestions and sources that make it up."""
@@ -360,12 +363,12 @@ class DatasetService:
         return lineage(self._read(ref, project))
 
     def _read(self, ref: str, project: str | None) -> Snapshot:
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         parsed = Reference.parse(ref)
         return self._ctx.door.read(
             self._ctx.actor,
             Action.DATA_READ,
-            self._ref_target(project, parsed),
+            ref_target(project, parsed),
             lambda c: _snapshot(c, project, parsed),
         )
 
@@ -374,7 +377,7 @@ class DatasetService:
 
     def list(self, *, project: str | None = None) -> list[dict[str, Any]]:
         """The project's datasets with their latest version."""
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
 
         def fetch(conn: Connection) -> list[dict[str, Any]]:
             require_project(conn, project)
@@ -388,26 +391,6 @@ class DatasetService:
 
         target = Resource("dataset", f"{project}/*", project)
         return self._ctx.door.read(self._ctx.actor, Action.DATA_READ, target, fetch)
-
-    # -- helpers -----------------------------------------------------------------------------------------
-
-    def _project(self, project: str | None) -> str:
-        chosen = project or os.environ.get(ENV_PROJECT) or self._ctx.config.default_project
-        if not chosen:
-            raise UsageError("name a project with --project", hint="or set default_project in .mlwarden/config.toml")
-        return chosen
-
-    @staticmethod
-    def _dataset_target(project: str, name: str) -> Callable[[Connection], Resource]:
-        return lambda conn: require_dataset(conn, project, name).resource()
-
-    @staticmethod
-    def _ref_target(project: str, ref: Reference) -> Callable[[Connection], Resource]:
-        """The dataset a reference names (a missing version is then an ordinary NotFound for members)."""
-        if ref.name is not None:
-            name = ref.name
-            return lambda conn: require_dataset(conn, project, name).resource()
-        return lambda conn: resolve(conn, project, ref)[0].resource()
 
 
 def _snapshot(conn: Connection, project: str, ref: Reference) -> Snapshot:

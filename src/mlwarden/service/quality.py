@@ -7,7 +7,6 @@ data.export permission and are audited like an export.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,10 +17,8 @@ from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.data.versions import Reference
 from mlwarden.defense.policy import Policy, Verdict, policy_from_json
 from mlwarden.domain.actions import Action
-from mlwarden.errors import UsageError
 from mlwarden.quality.contract import Contract, contract_from_json, infer_contract, load_document
 from mlwarden.quality.profile import Profile
-from mlwarden.service.config import ENV_PROJECT
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.dataset_changes import new_id
 from mlwarden.service.dataset_gate import (
@@ -35,7 +32,10 @@ from mlwarden.service.dataset_gate import (
 from mlwarden.service.dataset_store import (
     Dataset,
     Version,
+    chosen_project,
+    dataset_target,
     ingestions_of,
+    ref_target,
     require_dataset,
     resolve,
 )
@@ -78,7 +78,7 @@ class QualityService:
         return self._set(name, project, POLICY, document)
 
     def _set(self, name: str, project: str | None, kind: str, document: dict[str, Any] | None) -> dict[str, Any]:
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
 
         def apply(conn: Connection) -> Applied[dict[str, Any]]:
             dataset = require_dataset(conn, project, name)
@@ -87,7 +87,7 @@ class QualityService:
             result = {"dataset": name, "project": project, "kind": kind, "digest": digest, "document": document}
             return Applied(result, digest_after=digest, details={"kind": kind, "cleared": document is None})
 
-        target = _dataset_target(project, name)
+        target = dataset_target(project, name)
         return self._ctx.door.run(self._ctx.actor, Action.DATA_POLICY, target, apply)
 
     def contract(self, name: str, *, project: str | None = None) -> Contract:
@@ -195,7 +195,7 @@ class QualityService:
     def _hand_out(
         self, ref: str, project: str | None, what: str, build: Callable[[Connection, Dataset, Version], T]
     ) -> T:
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
         parsed = Reference.parse(ref)
 
         def apply(conn: Connection) -> Applied[T]:
@@ -204,22 +204,16 @@ class QualityService:
             details = {"what": what, "ref": version.ref}
             return Applied(value, digest_after=str(version.digest), details=dict(details))
 
-        target = _ref_target(project, parsed)
+        target = ref_target(project, parsed)
         return self._ctx.door.run(self._ctx.actor, Action.DATA_EXPORT, target, apply)
 
     def _read_dataset(self, name: str, project: str | None, fetch: Callable[[Connection, Dataset], T]) -> T:
-        project = self._project(project)
+        project = chosen_project(project, self._ctx.config.default_project)
 
         def read(conn: Connection) -> T:
             return fetch(conn, require_dataset(conn, project, name))
 
-        return self._ctx.door.read(self._ctx.actor, Action.DATA_READ, _dataset_target(project, name), read)
-
-    def _project(self, project: str | None) -> str:
-        chosen = project or os.environ.get(ENV_PROJECT) or self._ctx.config.default_project
-        if not chosen:
-            raise UsageError("name a project with --project", hint="or set default_project in .mlwarden/config.toml")
-        return chosen
+        return self._ctx.door.read(self._ctx.actor, Action.DATA_READ, dataset_target(project, name), read)
 
 
 def _document(
@@ -244,14 +238,3 @@ def _batch(ingestion: str, row: Any, records: list[Any]) -> dict[str, Any]:
             {"verdict": r.verdict, "at": r.created_at, "by": r.actor, "request": r.approval_request} for r in records
         ],
     }
-
-
-def _dataset_target(project: str, name: str) -> Callable[[Connection], Any]:
-    return lambda conn: require_dataset(conn, project, name).resource()
-
-
-def _ref_target(project: str, ref: Reference) -> Callable[[Connection], Any]:
-    if ref.name is not None:
-        name = ref.name
-        return lambda conn: require_dataset(conn, project, name).resource()
-    return lambda conn: resolve(conn, project, ref)[0].resource()
