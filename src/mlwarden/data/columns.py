@@ -157,3 +157,15 @@ def zero_scalar(arrow_type: pa.DataType) -> pa.Scalar:
         return pa.Array.from_buffers(arrow_type, 1, [None, pa.py_buffer(bytes(8)), pa.py_buffer(b"")])[0]
     width = max(arrow_type.bit_width // 8, 1)
     return pa.Array.from_buffers(arrow_type, 1, [None, pa.py_buffer(bytes(width))])[0]
+
+
+def large_string_array(values: list[str]) -> pa.Array:
+    """A large_string Arrow array of Python strings, without pyarrow's conversion."""
+    import numpy as np
+
+    encoded = [v.encode() for v in values]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    return pa.Array.from_buffers(
+        pa.large_string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    )

@@ -13,7 +13,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from mlwarden.data.columns import large_string_array
 from mlwarden.data.schema import ColumnType
 from mlwarden.quality.interface import Check
 
@@ -57,6 +60,9 @@ class NotNull(Check):
     def failing(self) -> pl.Expr:
         return _column(self).is_null()
 
+    def count_failing(self, batch: pa.Table) -> int | None:
+        return int(batch.column(self.column or "").null_count)  # Arrow keeps the count: no pass at all
+
     def describe(self) -> str:
         return "not null"
 
@@ -89,6 +95,15 @@ class Allowed(Check):
         values = [literal(v, kind) for v in self.params["values"]]
         column = _column(self)
         return column.is_not_null() & ~column.is_in(values)
+
+    def count_failing(self, batch: pa.Table) -> int | None:
+        """Strings are looked up in Arrow: handing a string column to polars copies every string."""
+        if _kind(self.params) is not ColumnType.STRING:
+            return None
+        values = large_string_array([literal(v, ColumnType.STRING) for v in self.params["values"]])
+        column = batch.column(self.column or "")
+        outside = pc.and_(pc.invert(pc.is_in(column, value_set=values)), pc.is_valid(column))
+        return int(pc.sum(outside).as_py() or 0)
 
     def describe(self) -> str:
         values = list(self.params["values"])

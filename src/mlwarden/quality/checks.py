@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 GROUP = "mlwarden.checks"
 MAX_SHOWN_VALUE = 200
+FLUSH_ROWS = 1 << 20  # rows per evaluation: fewer, larger selects parallelise better; memory stays bounded
 
 
 @cache
@@ -148,17 +149,37 @@ class CheckRunner:
         self._samples: list[list[dict[str, Any]]] = [[] for _ in self._checks]
         self._errors: dict[int, str] = {i: c.error for i, c in enumerate(self._checks) if c.error}
         self._seen: dict[int, list[pl.Series]] = {}  # across-batch uniqueness: the column's hashes so far
-        self.rows = 0
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._evaluated = 0
 
     def add(self, batch: pa.RecordBatch) -> None:
-        live = [i for i, c in enumerate(self._checks) if c.check is not None and i not in self._errors]
-        if not live:  # nothing to evaluate: polars stays unloaded
-            self.rows += batch.num_rows
+        """Take a record batch; they are evaluated ``FLUSH_ROWS`` at a time (one polars select each)."""
+        if not any(c.check is not None and i not in self._errors for i, c in enumerate(self._checks)):
+            self._evaluated += batch.num_rows  # nothing to evaluate: polars stays unloaded
+            return
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
+        if self._pending_rows >= FLUSH_ROWS:
+            self._flush()
+
+    @property
+    def rows(self) -> int:
+        """Rows taken so far."""
+        return self._evaluated + self._pending_rows
+
+    def _flush(self) -> None:
+        if not self._pending:
             return
         import polars as pl
 
-        frame = pl.DataFrame(batch)
-        counts = self._counts(frame, live)
+        table = pa.Table.from_batches(self._pending)
+        self._pending, self._pending_rows = [], 0
+        live = [i for i, c in enumerate(self._checks) if c.check is not None and i not in self._errors]
+        counts = self._arrow_counts(table, live)
+        shown = [i for i, n in counts.items() if n and len(self._samples[i]) < MAX_SAMPLE_ROWS]
+        frame = pl.DataFrame(self._columns_read(table, [i for i in live if i not in counts] + shown))
+        counts |= self._counts(frame, [i for i in live if i not in counts])
         for i in live:
             if i in self._errors:
                 continue
@@ -167,7 +188,31 @@ class CheckRunner:
             self._failed[i] += counts[i]
             if counts[i] and len(self._samples[i]) < MAX_SAMPLE_ROWS:
                 self._sample(i, frame)
-        self.rows += frame.height
+        self._evaluated += table.num_rows
+
+    def _arrow_counts(self, batch: pa.Table, live: list[int]) -> dict[int, int]:
+        counts = {}
+        for i in live:
+            try:
+                counted = self._check(i).count_failing(batch)
+            except Exception as exc:  # a plugin's shortcut that fails: fail closed, like its expression
+                self._errors[i] = f"{type(exc).__name__}: {exc}"
+                continue
+            if counted is not None:
+                counts[i] = counted
+        return counts
+
+    def _columns_read(self, batch: pa.Table, live: list[int]) -> pa.Table:
+        """Only the columns these checks read (the ones counted from Arrow are here to show failing rows):
+        converting a string column to polars copies every string."""
+        wanted: set[str] = set()
+        for i in live:
+            reads = self._check(i).reads()
+            if reads is None:
+                return batch
+            wanted.update(reads)
+        names = [n for n in batch.schema.names if n in wanted]
+        return batch.select(names)
 
     def _counts(self, frame: pl.DataFrame, live: list[int]) -> dict[int, int]:
         """All the checks' failure counts in one select; one at a time to isolate a check that raises."""
@@ -211,7 +256,7 @@ class CheckRunner:
         shown = [check.column] if check.column else frame.columns[:5]
         try:
             rows = (
-                frame.with_row_index("row", offset=self.rows)
+                frame.with_row_index("row", offset=self._evaluated)
                 .filter(self._expr(i))
                 .select(["row", *shown])
                 .head(MAX_SAMPLE_ROWS - len(self._samples[i]))
@@ -222,6 +267,7 @@ class CheckRunner:
         self._samples[i] += [{k: _shown(v) for k, v in row.items()} for row in rows]
 
     def findings(self) -> list[Finding]:
+        self._flush()
         found = [self._finding(i, c) for i, c in enumerate(self._checks)]
         return found + self._row_count_findings()
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
 
     from mlwarden.quality.evidence import Evidence
 
@@ -111,6 +112,15 @@ class Check(ABC):
     @abstractmethod
     def failing(self) -> pl.Expr:
         """True on the rows that fail (a null result counts as passing)."""
+
+    def reads(self) -> list[str] | None:
+        """The columns ``failing()`` reads (None: any); only these are handed to polars."""
+        return [self.column] if self.column else None
+
+    def count_failing(self, batch: pa.Table) -> int | None:
+        """The failing rows of ``batch`` counted straight from Arrow, when that is cheaper (None: use
+        ``failing()``)."""
+        return None
 
     @abstractmethod
     def describe(self) -> str:

@@ -285,11 +285,17 @@ class Profiler:
         if workers < 1 or batch.num_rows * len(tasks) < PARALLEL_MIN_VALUES:
             _drain(tasks.pop)
         else:
-            with ThreadPoolExecutor(workers, "mlwarden-profile") as pool:
-                futures = [pool.submit(_drain, tasks.popleft) for _ in range(workers)]
-                _drain(tasks.pop)
-                for future in futures:
-                    future.result()
+            from mlwarden.quality._scan import SHARING
+
+            SHARING.set()
+            try:
+                with ThreadPoolExecutor(workers, "mlwarden-profile") as pool:
+                    futures = [pool.submit(_drain, tasks.popleft) for _ in range(workers)]
+                    _drain(tasks.pop)
+                    for future in futures:
+                        future.result()
+            finally:
+                SHARING.clear()
         self._rows += batch.num_rows
         self._failed = False
 
