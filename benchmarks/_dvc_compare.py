@@ -461,6 +461,10 @@ def pipeline(spec: dict[str, Any]) -> dict[str, Any]:
 
         report = {"first": add(big, spec["base"], spec["base_source"])}  # the earlier ingestions
         report["small_first"] = add(small, spec["small_base"], spec["base_source"])
+        # A pipeline that ingests regularly has run the ingestion gate's drift tests before (their modules
+        # load on the first append that has a reference): one untimed append into a third dataset.
+        add(f"{small}-warm", spec["small_base"], spec["base_source"])
+        add(f"{small}-warm", spec["append"], spec["append_source"])
         order = [("into_k", small), ("into_n", big)] if spec["small_first"] else [("into_n", big), ("into_k", small)]
         for key, name in order:
             report[key] = add(name, spec["append"], spec["append_source"])

@@ -606,7 +606,9 @@ def render(args: argparse.Namespace, res: Results, machine: list[tuple[str, str]
         "",
         "One Python process per repetition, as a pipeline that ingests regularly: it imports mlwarden, opens"
         f" the workspace and ingests the {n:,}-row file (the earlier ingestion) and a {k:,}-row file into a"
-        f" second dataset, untimed; then it times `ws.data.add(name, path, source=..., project=...)` of the"
+        f" second dataset, and the same {k:,} rows twice into a third (so the ingestion gate's drift tests"
+        " have run once, as in a pipeline that ingests regularly), untimed; then it times"
+        " `ws.data.add(name, path, source=..., project=...)` of the"
         f" same {k:,}-row file into each dataset (the order alternates between repetitions), then of one row."
         " (c) sets this SDK call against DVC's CLI: DVC has no comparable Python API for adding data.",
         "",

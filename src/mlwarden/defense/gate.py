@@ -40,12 +40,12 @@ class DriftStep(GateStep):
         if min(evidence.current.num_rows, evidence.reference.num_rows) < MIN_ROWS:
             message = f"too few rows to test drift ({evidence.current.num_rows} vs {evidence.reference.num_rows})"
             return [Finding("drift", "drift", Outcome.SKIPPED, message)]
-        from mlwarden.quality.drift import drift_report  # polars: only when there is something to compare
+        from mlwarden.quality.drift import drift_report
 
         columns, skipped = self._columns(evidence)
         report = drift_report(
-            evidence.reference_frame(),  # type: ignore[arg-type]  # not None: checked above
-            evidence.current_frame(),
+            evidence.reference,
+            evidence.current,
             evidence.schema,
             alpha=self.settings.alpha,
             correction=self.settings.correction,

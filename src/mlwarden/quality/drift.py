@@ -14,10 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlwarden.data.schema import Column, ColumnType, Schema
 from mlwarden.errors import UsageError
@@ -30,6 +32,9 @@ from mlwarden.quality.drift_tests import (
     numeric_drift,
     untested,
 )
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "ColumnDrift",
@@ -132,8 +137,8 @@ def adjust(p_values: Sequence[float], method: str = "holm") -> list[float]:
 
 
 def drift_report(
-    reference: pl.DataFrame,
-    current: pl.DataFrame,
+    reference: pa.Table | pl.DataFrame,
+    current: pa.Table | pl.DataFrame,
     schema: Schema,
     *,
     alpha: float = 0.01,
@@ -151,6 +156,7 @@ def drift_report(
     absent from a batch) is reported with test "none" and its reason, and stays out of the correction.
     ``seed`` fixes the subsample of very large columns, so a report can be reproduced.
     """
+    reference, current = _arrow(reference), _arrow(current)
     method = _correction(correction)
     if not 0.0 < alpha < 1.0:
         raise UsageError(f"alpha must lie strictly between 0 and 1, not {alpha}")
@@ -167,6 +173,11 @@ def drift_report(
     return DriftReport(alpha=alpha, correction=method.value, columns=tuple(raw), label=label)
 
 
+def _arrow(data: pa.Table | pl.DataFrame) -> pa.Table:
+    """Arrow tables as they are; a polars frame (the SDK accepts one) converted."""
+    return data if isinstance(data, pa.Table) else data.to_arrow()
+
+
 def _correction(method: str) -> Correction:
     try:
         return Correction(method)
@@ -175,7 +186,7 @@ def _correction(method: str) -> Correction:
         raise UsageError(f"unknown correction {method!r}", hint=f"use one of: {choices}") from None
 
 
-def _column_drift(reference: pl.DataFrame, current: pl.DataFrame, column: Column, seed: int) -> ColumnDrift:
+def _column_drift(reference: pa.Table, current: pa.Table, column: Column, seed: int) -> ColumnDrift:
     kind = _kind(column.type)
     missing = _missing(reference, current, column.name)
     if missing:
@@ -187,7 +198,7 @@ def _column_drift(reference: pl.DataFrame, current: pl.DataFrame, column: Column
     return untested(column.name, kind, "binary column: raw bytes have no distribution to compare")
 
 
-def _label_drift(reference: pl.DataFrame, current: pl.DataFrame, name: str) -> ColumnDrift:
+def _label_drift(reference: pa.Table, current: pa.Table, name: str) -> ColumnDrift:
     missing = _missing(reference, current, name)
     if missing:
         return untested(name, DriftKind.CATEGORICAL, missing)
@@ -202,22 +213,33 @@ def _kind(column_type: ColumnType) -> DriftKind:
     return DriftKind.BINARY
 
 
-def _missing(reference: pl.DataFrame, current: pl.DataFrame, name: str) -> str:
-    sides = [side for side, frame in (("reference", reference), ("current batch", current)) if name not in frame]
+def _missing(reference: pa.Table, current: pa.Table, name: str) -> str:
+    sides = [side for side, t in (("reference", reference), ("current batch", current)) if name not in t.column_names]
     return f"column missing from the {' and the '.join(sides)}" if sides else ""
 
 
-def _numbers(frame: pl.DataFrame, name: str) -> FloatArray:
+def _numbers(table: pa.Table, name: str) -> FloatArray:
     """A column as float64 with nulls as NaN; dates and timestamps by their physical value (days, microseconds)."""
-    series = frame.get_column(name)
-    if series.dtype.is_temporal():
-        series = series.to_physical()
-    values: FloatArray = series.cast(pl.Float64, strict=False).to_numpy()
-    return values
+    column = table.column(name).combine_chunks()
+    if pa.types.is_temporal(column.type):
+        column = column.view(pa.int32() if pa.types.is_date32(column.type) else pa.int64())
+    values = pc.cast(column, pa.float64()) if column.type != pa.float64() else column
+    floats: FloatArray = np.frombuffer(values.buffers()[1], dtype=np.float64)[
+        values.offset : values.offset + len(values)
+    ]
+    if values.null_count:
+        floats = np.where(_present(values), floats, np.nan)
+    return floats
 
 
-def _counts(frame: pl.DataFrame, name: str) -> dict[str, int]:
+def _present(array: pa.Array) -> npt.NDArray[np.bool_]:
+    bits = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
+    return bits[array.offset : array.offset + len(array)].astype(bool)
+
+
+def _counts(table: pa.Table, name: str) -> dict[str, int]:
     """Non-null category -> rows; bools become "true"/"false", other types their string form."""
-    series = frame.get_column(name).cast(pl.String, strict=False).drop_nulls().rename("value")
-    counts = series.value_counts(name="rows")
-    return dict(zip(counts["value"].to_list(), counts["rows"].to_list(), strict=True))
+    column = table.column(name)
+    text = column if pa.types.is_large_string(column.type) else pc.cast(column, pa.large_string())
+    counted = pc.value_counts(pc.drop_null(text))
+    return {str(row["values"]): int(row["counts"]) for row in counted.to_pylist()}
