@@ -53,6 +53,12 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     "QualityService.profile": lambda ws: ws.quality.profile("tx@1", project="fraud"),
     "QualityService.infer_contract": lambda ws: ws.quality.infer_contract("tx@1", project="fraud"),
     "QualityService.validate": lambda ws: ws.quality.validate(_rows(3), against="tx@1", project="fraud"),
+    "TrackingService.start_run": lambda ws: ws.runs.start_run("fraud", "another", capture=False),
+    "TrackingService.log_batch": lambda ws: ws.runs.log_batch(
+        _RUNS[ws.root], params={"lr": "0.1"}, metrics=[("loss", 0.5, 0, "2026-01-01T00:00:00.000000Z")]
+    ),
+    "TrackingService.use_dataset": lambda ws: ws.runs.use_dataset(_RUNS[ws.root], "tx@2"),
+    "TrackingService.end_run": lambda ws: ws.runs.end_run(_RUNS[ws.root]),
     "ScanService.allow": lambda ws: ws.scans.allow("mypkg.layers:Custom", reason="ours"),
     "ScanService.disallow": lambda ws: ws.scans.disallow("mypkg.layers:Reviewed"),
 }
@@ -108,6 +114,10 @@ READS: dict[str, Callable[[Workspace], Any]] = {
     "QualityService.contract": lambda ws: ws.quality.contract("tx", project="fraud"),
     "QualityService.policy": lambda ws: ws.quality.policy("tx", project="fraud"),
     "QualityService.documents": lambda ws: ws.quality.documents("tx", project="fraud"),
+    "TrackingService.list_runs": lambda ws: ws.runs.list_runs(project="fraud"),
+    "TrackingService.show_run": lambda ws: ws.runs.show_run(_RUNS[ws.root]),
+    "TrackingService.metric_history": lambda ws: ws.runs.metric_history(_RUNS[ws.root], "loss"),
+    "TrackingService.compare_runs": lambda ws: ws.runs.compare_runs(_RUNS[ws.root], _RUNS[ws.root]),
     "ScanService.allowlist": lambda ws: ws.scans.allowlist(),
     "ScanService.policy": lambda ws: ws.scans.policy(),
     "ScanService.scan": lambda ws: ws.scans.scan([ws.root / ".mlwarden" / "config.toml"]),
@@ -120,7 +130,7 @@ def _rows(n: int, start: int = 0) -> Any:
     return pa.table({"id": list(range(start, start + n)), "x": [i / 2 for i in range(start, start + n)]})
 
 
-NOT_OPERATIONS = {"Workspace.close"}
+NOT_OPERATIONS = {"Workspace.close", "Workspace.start_run"}  # start_run: ws.runs.start_run, in CALLS
 
 
 def _witness_of(ws: Workspace) -> Any:
@@ -217,6 +227,10 @@ def _prepare_data(ws: Workspace) -> None:
         )
     ws.data.add("tx", _rows(5), source="vendor-a", project="fraud")
     ws.data.add("tx", _rows(5, start=5), source="vendor-b", project="fraud")
+    _RUNS[ws.root] = ws.runs.start_run("fraud", "prepared", capture=False).id
+
+
+_RUNS: dict[Any, str] = {}
 
 
 # MFA: the admin has a confirmed factor (on a test clock, one step past the code that confirmed it).

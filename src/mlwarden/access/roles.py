@@ -47,6 +47,12 @@ PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
     Action.DATA_UNPROTECT: frozenset({Role.ADMIN}),
     # The contract and the gate policy decide what gets in: the people who own the data.
     Action.DATA_POLICY: frozenset({Role.DATA_STEWARD, Role.ADMIN}),
+    Action.RUN_READ: ALL_ROLES,
+    # Training: the engineers' work. A run's later logs need the same role as its start.
+    Action.RUN_START: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    Action.RUN_LOG: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    Action.RUN_INPUT: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    Action.RUN_END: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
 }
 WORKSPACE_ADMIN_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST})
 

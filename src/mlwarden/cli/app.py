@@ -37,6 +37,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "approvals": ("access_cmds", "approvals_app"),
     "data": ("data_cmds", "data_app"),
     "allowlist": ("allowlist_cmds", "allowlist_app"),
+    "run": ("run_cmds", "run_app"),
 }
 _ROOT_OPTIONS_WITH_VALUE = ("--workspace", "-w")
 

@@ -43,6 +43,11 @@ class Action(StrEnum):
     DATA_PROTECT = "data.protect"
     DATA_UNPROTECT = "data.unprotect"
     DATA_POLICY = "data.policy"  # set a dataset's contract or gate policy
+    RUN_START = "run.start"
+    RUN_LOG = "run.log"  # a batch of params, metrics and tags
+    RUN_INPUT = "run.input"  # a dataset version the run trains on
+    RUN_END = "run.end"
+    RUN_READ = "run.read"
     SCAN_ALLOW = "scan.allow"
     SCAN_DISALLOW = "scan.disallow"
     SCAN_ALLOWLIST = "scan.allowlist"

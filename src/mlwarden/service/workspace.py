@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from mlwarden.service.datasets import DatasetService
     from mlwarden.service.quality import QualityService
     from mlwarden.service.scans import ScanService
+    from mlwarden.service.tracking import Run, TrackingService
 
 ENV_TOKEN = "MLWARDEN_TOKEN"
 
@@ -66,6 +67,17 @@ class Workspace:
         from mlwarden.service.quality import QualityService
 
         return QualityService(self._ctx)
+
+    @cached_property
+    def runs(self) -> TrackingService:
+        """Experiment tracking: runs, their params, metrics, tags and input dataset versions."""
+        from mlwarden.service.tracking import TrackingService
+
+        return TrackingService(self._ctx)
+
+    def start_run(self, project: str | None = None, name: str = "run") -> Run:
+        """``with ws.start_run("fraud", "baseline") as run:`` (see ``TrackingService.start_run``)."""
+        return self.runs.start_run(project, name)
 
     @cached_property
     def scans(self) -> ScanService:

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -292,4 +293,63 @@ dataset_profiles = Table(
     Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
     Column("profile", String(80), nullable=False),
     Column("created_at", String(32), nullable=False),
+)
+
+# -- Experiment tracking (migration 0007) ---------------------------------------------------------------
+
+# A run: who started it where, and the environment it ran in (code version, command, Python, packages,
+# host) as JSON. Its end is a row of run_ends; everything logged is insert-only.
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(64), ForeignKey("projects.name"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("started_at", String(32), nullable=False),
+    Column("environment", Text, nullable=False),
+    Index("ix_runs_project", "project", "started_at"),
+)
+run_ends = Table(
+    "run_ends",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("ended_at", String(32), nullable=False),
+)
+run_params = Table(
+    "run_params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+# A tag can be set again: the row with the highest seq is its value.
+run_tags = Table(
+    "run_tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("key", String(256), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("value", Text, nullable=False),
+)
+# Metrics arrive in batches (one audit event each, whose digest covers the batch's rows).
+run_metrics = Table(
+    "run_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=False),
+    Column("key", String(256), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("at", String(32), nullable=False),
+    Column("batch", Integer, nullable=False),
+    Index("ix_run_metrics_run", "run_id", "key", "step"),
+)
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("digest", String(80), nullable=False),
 )

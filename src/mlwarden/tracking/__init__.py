@@ -1,0 +1,1 @@
+"""Experiment tracking: what a training run used, how it ran, and what it measured."""
