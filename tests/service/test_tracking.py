@@ -113,3 +113,31 @@ def test_compare_shows_param_differences_and_metric_deltas(data_team: dict[str, 
     compared = alice.runs.compare_runs(a.id, b.id)
     assert compared["params"] == {"lr": ["0.1", "0.05"]}
     assert compared["metrics"]["accuracy"]["delta"] == pytest.approx(0.03)
+
+
+def test_a_metric_forged_or_deleted_in_the_database_is_named_by_audit_verify(data_team: dict[str, Person]) -> None:
+    from sqlalchemy import insert, text
+
+    from mlwarden.store.tables import run_ends, run_metrics
+
+    alice, root = data_team["alice"].ws, data_team["root"].ws
+    with alice.start_run(PROJECT, "honest") as run:
+        run.log_params({"lr": 0.1})
+        run.log_metrics({"accuracy": 0.71, "loss": 0.4})
+    assert root.audit.verify().ok
+    with root._ctx.db.write() as conn:  # noqa: SLF001 - an insider writes the tables directly
+        conn.execute(
+            insert(run_metrics).values(
+                run_id=run.id, key="accuracy", step=1, value=0.99, at="2099-01-01T00:00:00Z", batch=1
+            )
+        )
+    problems = [str(p) for p in root.audit.verify().problems]
+    assert any("run batch" in p and run.id in p for p in problems), problems
+    with root._ctx.db.write() as conn:  # noqa: SLF001
+        if conn.dialect.name == "postgresql":  # the insider owns the tables: triggers are a speed bump
+            conn.execute(text("DROP TRIGGER IF EXISTS run_ends_append_only ON run_ends"))
+        else:
+            conn.execute(text("DROP TRIGGER IF EXISTS run_ends_no_delete"))
+        conn.execute(run_ends.delete().where(run_ends.c.run_id == run.id))  # pretend it is still running
+    problems = [str(p) for p in root.audit.verify().problems]
+    assert any("run end" in p and "missing" in p for p in problems), problems

@@ -21,6 +21,7 @@ from mlwarden.service.context import ServiceContext
 from mlwarden.service.door import Applied, access, mutation
 from mlwarden.service.reconcile import reconcile_credentials
 from mlwarden.service.reconcile_data import reconcile_datasets
+from mlwarden.service.reconcile_runs import reconcile_runs
 from mlwarden.store.tables import audit_events
 
 LOG_RESOURCE = Resource(type="audit_log", id="main")
@@ -103,6 +104,7 @@ class AuditService:
         report.problems.extend(self._check_signer_state(report))
         report.problems.extend(reconcile_credentials(conn))
         report.problems.extend(reconcile_datasets(conn))
+        report.problems.extend(reconcile_runs(conn))
         return report
 
     def _check_signer_state(self, report: VerifyReport) -> list[Problem]:

@@ -93,22 +93,20 @@ class TrackingService:
     ) -> int:
         """Commit one batch: params (immutable once logged), metrics (key, value, step, time), tags."""
         params, metrics, tags = dict(params or {}), list(metrics or []), dict(tags or {})
-        batch = {"params": params, "metrics": metrics, "tags": tags}
-        digest = "sha256:" + hashlib.sha256(json.dumps(batch, sort_keys=True).encode()).hexdigest()
 
         def apply(conn: Connection) -> Applied[int]:
             self._open_run(conn, run_id)
             number = _next_batch(conn, run_id)
-            _insert_params(conn, run_id, params)
+            stored = _insert_params(conn, run_id, params, number)  # a param logged again with its value: once
             if metrics:
                 rows = [
                     {"run_id": run_id, "key": k, "value": v, "step": s, "at": t, "batch": number}
                     for k, v, s, t in metrics
                 ]
                 conn.execute(insert(run_metrics), rows)
-            _insert_tags(conn, run_id, tags)
-            counts = {"params": len(params), "metrics": len(metrics), "tags": len(tags), "batch": number}
-            return Applied(number, digest_after=digest, details=dict(counts))
+            _insert_tags(conn, run_id, tags, number)
+            counts = {"params": len(stored), "metrics": len(metrics), "tags": len(tags), "batch": number}
+            return Applied(number, digest_after=batch_digest(stored, metrics, tags), details=dict(counts))
 
         return self._ctx.door.run(self._ctx.actor, Action.RUN_LOG, self._target(run_id), apply)
 
@@ -232,31 +230,46 @@ class TrackingService:
         return {"a": first["run"], "b": second["run"], "params": params, "metrics": metrics}
 
 
+def batch_digest(params: Mapping[str, str], metrics: list[tuple[str, float, int, str]], tags: Mapping[str, str]) -> str:
+    """SHA-256 over a batch in canonical form (metrics sorted), as its run.log event records it: the
+    rows in the database give it back (``reconcile_runs``)."""
+    rows = sorted([k, float(v), int(s), t] for k, v, s, t in metrics)
+    canonical = json.dumps({"params": dict(params), "metrics": rows, "tags": dict(tags)}, sort_keys=True)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _next_batch(conn: Connection, run_id: str) -> int:
-    last = conn.execute(select(func.max(run_metrics.c.batch)).where(run_metrics.c.run_id == run_id)).scalar()
-    return int(last or 0) + 1
+    last = max(
+        int(conn.execute(select(func.max(table.c.batch)).where(table.c.run_id == run_id)).scalar() or 0)
+        for table in (run_metrics, run_params, run_tags)
+    )
+    return last + 1
 
 
-def _insert_params(conn: Connection, run_id: str, params: dict[str, str]) -> None:
+def _insert_params(conn: Connection, run_id: str, params: dict[str, str], batch: int) -> dict[str, str]:
+    """Insert the params not logged before; return them (one already logged must have the same value)."""
     if not params:
-        return
+        return {}
     existing = dict(
         conn.execute(select(run_params.c.key, run_params.c.value).where(run_params.c.run_id == run_id)).all()
     )
     changed = [k for k, v in params.items() if k in existing and existing[k] != v]
     if changed:
         raise UsageError(f"params are immutable once logged: {', '.join(changed[:5])}", hint="log a new key instead")
-    fresh = [{"run_id": run_id, "key": k, "value": v} for k, v in params.items() if k not in existing]
+    fresh = {k: v for k, v in params.items() if k not in existing}
     if fresh:
-        conn.execute(insert(run_params), fresh)
+        conn.execute(
+            insert(run_params), [{"run_id": run_id, "key": k, "value": v, "batch": batch} for k, v in fresh.items()]
+        )
+    return fresh
 
 
-def _insert_tags(conn: Connection, run_id: str, tags: dict[str, str]) -> None:
+def _insert_tags(conn: Connection, run_id: str, tags: dict[str, str], batch: int) -> None:
     for key, value in tags.items():
         seq = conn.execute(
             select(func.max(run_tags.c.seq)).where(run_tags.c.run_id == run_id, run_tags.c.key == key)
         ).scalar()
-        conn.execute(insert(run_tags).values(run_id=run_id, key=key, seq=int(seq or 0) + 1, value=value))
+        conn.execute(insert(run_tags).values(run_id=run_id, key=key, seq=int(seq or 0) + 1, value=value, batch=batch))
 
 
 def _summary(row: Any) -> dict[str, Any]:

@@ -323,6 +323,7 @@ run_params = Table(
     Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
     Column("key", String(256), primary_key=True),
     Column("value", Text, nullable=False),
+    Column("batch", Integer, nullable=False),  # the run.log batch (and audit event) that brought it
 )
 # A tag can be set again: the row with the highest seq is its value.
 run_tags = Table(
@@ -332,6 +333,7 @@ run_tags = Table(
     Column("key", String(256), primary_key=True),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("value", Text, nullable=False),
+    Column("batch", Integer, nullable=False),
 )
 # Metrics arrive in batches (one audit event each, whose digest covers the batch's rows).
 run_metrics = Table(

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
         sa.Column("key", sa.String(256), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
+        sa.Column("batch", sa.Integer, nullable=False),
     )
     op.create_table(
         "run_tags",
@@ -49,6 +50,7 @@ def upgrade() -> None:
         sa.Column("key", sa.String(256), primary_key=True),
         sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("value", sa.Text, nullable=False),
+        sa.Column("batch", sa.Integer, nullable=False),
     )
     op.create_table(
         "run_metrics",
