@@ -59,6 +59,7 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     ),
     "TrackingService.use_dataset": lambda ws: ws.runs.use_dataset(_RUNS[ws.root], "tx@2"),
     "TrackingService.end_run": lambda ws: ws.runs.end_run(_RUNS[ws.root]),
+    "TrackingService.log_artifact": lambda ws: ws.runs.log_artifact(_RUNS[ws.root], b"weights", "model.bin"),
     "ScanService.allow": lambda ws: ws.scans.allow("mypkg.layers:Custom", reason="ours"),
     "ScanService.disallow": lambda ws: ws.scans.disallow("mypkg.layers:Reviewed"),
 }

@@ -141,3 +141,35 @@ def test_a_metric_forged_or_deleted_in_the_database_is_named_by_audit_verify(dat
         conn.execute(run_ends.delete().where(run_ends.c.run_id == run.id))  # pretend it is still running
     problems = [str(p) for p in root.audit.verify().problems]
     assert any("run end" in p and "missing" in p for p in problems), problems
+
+
+def test_the_sklearn_helper_logs_params_metrics_and_a_pickle_free_model(data_team: dict[str, Person]) -> None:
+    import skops.io as sio
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    from mlwarden.tracking.sklearn import MODEL_ARTIFACT, log_model
+
+    alice, root = data_team["alice"].ws, data_team["root"].ws
+    X, y = load_breast_cancer(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    model = LogisticRegression(max_iter=5000).fit(X_train, y_train)
+    with alice.start_run(PROJECT, "logreg") as run:
+        metrics = log_model(run, model, X_test, y_test, prefix="test_")
+    assert metrics["test_accuracy"] > 0.9 and 0.9 < metrics["test_roc_auc"] <= 1.0
+    shown = alice.runs.show_run(run.id)
+    assert shown["params"]["max_iter"] == "5000" and shown["tags"]["model_class"].endswith("LogisticRegression")
+    artifact = next(a for a in shown["artifacts"] if a["name"] == MODEL_ARTIFACT)
+    from mlwarden.domain.digests import Digest
+
+    stored = alice._ctx.blobs.get_bytes(Digest.parse(artifact["digest"]))  # noqa: SLF001
+    loaded = sio.loads(stored, trusted=sio.get_untrusted_types(data=stored))
+    assert (loaded.predict(X_test) == model.predict(X_test)).all()
+    with pytest.raises(PermissionDenied, match="ended"):
+        alice.runs.log_artifact(run.id, b"late", "late.bin")
+    with alice.start_run(PROJECT, "twice") as again:
+        again.log_artifact(b"a", "same")
+        with pytest.raises(UsageError, match="already has an artifact"):
+            again.log_artifact(b"b", "same")
+    assert root.audit.verify().ok

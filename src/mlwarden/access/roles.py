@@ -52,6 +52,7 @@ PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
     Action.RUN_START: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
     Action.RUN_LOG: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
     Action.RUN_INPUT: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    Action.RUN_ARTIFACT: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
     Action.RUN_END: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
 }
 WORKSPACE_ADMIN_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST})

@@ -49,6 +49,8 @@ def run_show(run: RunArgument, json_mode: JsonOption = False) -> None:
     _pairs(out, "tags", shown["tags"])
     for used in shown["inputs"]:
         out.line(f"input: {used['dataset']}@{used['version']} {used['digest']}")
+    for artifact in shown["artifacts"]:
+        out.line(f"artifact: {artifact['name']} ({artifact['size']:,} bytes) {artifact['digest']}")
 
 
 def _pairs(out: Any, title: str, values: dict[str, Any]) -> None:

@@ -46,6 +46,7 @@ class Action(StrEnum):
     RUN_START = "run.start"
     RUN_LOG = "run.log"  # a batch of params, metrics and tags
     RUN_INPUT = "run.input"  # a dataset version the run trains on
+    RUN_ARTIFACT = "run.artifact"  # a file the run produced
     RUN_END = "run.end"
     RUN_READ = "run.read"
     SCAN_ALLOW = "scan.allow"

@@ -19,9 +19,9 @@ from mlwarden.audit.verify import Problem
 from mlwarden.domain.actions import Action
 from mlwarden.service.reconcile import compare_rows, replay
 from mlwarden.service.tracking import batch_digest
-from mlwarden.store.tables import run_ends, run_inputs, run_metrics, run_params, run_tags, runs
+from mlwarden.store.tables import run_artifacts, run_ends, run_inputs, run_metrics, run_params, run_tags, runs
 
-_REPLAYED = [Action.RUN_START, Action.RUN_LOG, Action.RUN_INPUT, Action.RUN_END]
+_REPLAYED = [Action.RUN_START, Action.RUN_LOG, Action.RUN_INPUT, Action.RUN_ARTIFACT, Action.RUN_END]
 
 
 @dataclass
@@ -31,7 +31,13 @@ class _Row:
 
 
 def reconcile_runs(conn: Connection) -> list[Problem]:
-    expected: dict[str, dict[str, _Row]] = {"run": {}, "run batch": {}, "run input": {}, "run end": {}}
+    expected: dict[str, dict[str, _Row]] = {
+        "run": {},
+        "run batch": {},
+        "run input": {},
+        "run artifact": {},
+        "run end": {},
+    }
     for seq, doc in replay(conn, _REPLAYED):
         try:
             _apply(doc, seq, expected)
@@ -43,6 +49,10 @@ def reconcile_runs(conn: Connection) -> list[Problem]:
         "run input": {
             f"{r}:{v}": {"digest": d}
             for r, v, d in conn.execute(select(run_inputs.c.run_id, run_inputs.c.version, run_inputs.c.digest))
+        },
+        "run artifact": {
+            f"{r}/{n}": {"digest": d}
+            for r, n, d in conn.execute(select(run_artifacts.c.run_id, run_artifacts.c.name, run_artifacts.c.digest))
         },
         "run end": {r: {"status": s} for r, s in conn.execute(select(run_ends.c.run_id, run_ends.c.status))},
     }
@@ -60,6 +70,8 @@ def _apply(doc: dict[str, Any], seq: int, expected: dict[str, dict[str, _Row]]) 
         expected["run batch"][f"{run_id}#{int(details['batch'])}"] = _Row(seq, {"digest": doc["digest_after"]})
     elif action == Action.RUN_INPUT:
         expected["run input"][f"{run_id}:{int(details['version'])}"] = _Row(seq, {"digest": doc["digest_after"]})
+    elif action == Action.RUN_ARTIFACT:
+        expected["run artifact"][f"{run_id}/{details['name']}"] = _Row(seq, {"digest": doc["digest_after"]})
     elif action == Action.RUN_END:
         expected["run end"][run_id] = _Row(seq, {"status": details["status"]})
 

@@ -16,6 +16,7 @@ import json
 import math
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -31,7 +32,7 @@ from mlwarden.service.dataset_changes import new_id
 from mlwarden.service.dataset_store import chosen_project, resolve
 from mlwarden.service.door import Applied, Refusal, mutation
 from mlwarden.service.projects import require_project
-from mlwarden.store.tables import run_ends, run_inputs, run_metrics, run_params, run_tags, runs
+from mlwarden.store.tables import run_artifacts, run_ends, run_inputs, run_metrics, run_params, run_tags, runs
 
 FLUSH_ROWS = 1_000
 FLUSH_SECONDS = 5.0
@@ -146,6 +147,34 @@ class TrackingService:
             self._ctx.door.record_denial(self._ctx.actor, Action.RUN_INPUT, resource, reason)
             raise GateBlocked(reason, hint="an approver accepts the quarantined ingestion, or a revert drops it")
         return self._ctx.door.run(self._ctx.actor, Action.RUN_INPUT, self._target(run_id), apply)
+
+    @mutation
+    def log_artifact(self, run_id: str, data: str | Path | bytes, name: str | None = None) -> dict[str, Any]:
+        """Store a file the run produced (content-addressed in the blob store) under ``name``."""
+        if isinstance(data, bytes):
+            if name is None:
+                raise UsageError("name the artifact when logging bytes")
+            digest = self._ctx.blobs.put_bytes(data)
+        else:
+            path = Path(data)
+            if not path.is_file():
+                raise UsageError(f"{path} is not a file", hint="log a file, or bytes with a name")
+            name = name or path.name
+            with path.open("rb") as stream:
+                digest = self._ctx.blobs.put_stream(stream)
+        key = _key(name or "")
+        size = self._ctx.blobs.size(digest)
+
+        def apply(conn: Connection) -> Applied[dict[str, Any]]:
+            self._open_run(conn, run_id)
+            taken = select(run_artifacts.c.digest).where(run_artifacts.c.run_id == run_id, run_artifacts.c.name == key)
+            if conn.execute(taken).first() is not None:
+                raise UsageError(f"run {run_id} already has an artifact named {key!r}", hint="artifacts are immutable")
+            conn.execute(insert(run_artifacts).values(run_id=run_id, name=key, digest=str(digest), size=size))
+            value = {"name": key, "digest": str(digest), "size": size}
+            return Applied(value, digest_after=str(digest), details={"name": key, "size": size})
+
+        return self._ctx.door.run(self._ctx.actor, Action.RUN_ARTIFACT, self._target(run_id), apply)
 
     @mutation
     def end_run(self, run_id: str, status: str = "finished") -> None:
@@ -297,6 +326,14 @@ def _details(conn: Connection, run_id: str) -> dict[str, Any]:
     tags: dict[str, str] = dict(conn.execute(tag_rows).all())
     from mlwarden.store.tables import datasets
 
+    artifacts = [
+        {"name": name, "digest": digest, "size": size}
+        for name, digest, size in conn.execute(
+            select(run_artifacts.c.name, run_artifacts.c.digest, run_artifacts.c.size)
+            .where(run_artifacts.c.run_id == run_id)
+            .order_by(run_artifacts.c.name)
+        ).all()
+    ]
     inputs = [
         {"dataset": name, "version": version, "digest": digest}
         for name, version, digest in conn.execute(
@@ -312,6 +349,7 @@ def _details(conn: Connection, run_id: str) -> dict[str, Any]:
         "metrics": metrics,
         "tags": tags,
         "inputs": inputs,
+        "artifacts": artifacts,
     }
 
 
@@ -358,6 +396,10 @@ class Run:
     def use_dataset(self, ref: str) -> dict[str, Any]:
         """Record an input dataset version now (refused unless the gate accepted it)."""
         return self._service.use_dataset(self.id, ref)
+
+    def log_artifact(self, data: str | Path | bytes, name: str | None = None) -> dict[str, Any]:
+        """Store a file (or bytes, named) the run produced, now."""
+        return self._service.log_artifact(self.id, data, name)
 
     def _maybe_flush(self) -> None:
         pending = len(self._params) + len(self._metrics) + len(self._tags)

@@ -347,6 +347,15 @@ run_metrics = Table(
     Column("batch", Integer, nullable=False),
     Index("ix_run_metrics_run", "run_id", "key", "step"),
 )
+# Files a run produced (a model, a plot...), stored content-addressed in the blob store.
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.id"), primary_key=True),
+    Column("name", String(256), primary_key=True),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
 run_inputs = Table(
     "run_inputs",
     metadata,

@@ -17,7 +17,7 @@ branch_labels = None
 depends_on = None
 
 _IMMUTABLE = "runs are a record: what was logged stays as it was logged"
-_TABLES = ("runs", "run_ends", "run_params", "run_tags", "run_metrics", "run_inputs")
+_TABLES = ("runs", "run_ends", "run_params", "run_tags", "run_metrics", "run_inputs", "run_artifacts")
 
 
 def upgrade() -> None:
@@ -68,6 +68,13 @@ def upgrade() -> None:
         sa.Column("dataset_id", sa.String(32), sa.ForeignKey("datasets.id"), primary_key=True),
         sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("digest", sa.String(80), nullable=False),
+    )
+    op.create_table(
+        "run_artifacts",
+        sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
+        sa.Column("name", sa.String(256), primary_key=True),
+        sa.Column("digest", sa.String(80), nullable=False),
+        sa.Column("size", sa.BigInteger, nullable=False),
     )
     for table in _TABLES:
         forbid_update_and_delete(table, _IMMUTABLE)
