@@ -22,7 +22,7 @@ from rich.rule import Rule
 from rich.text import Text
 
 from mlwarden.audit import merkle
-from mlwarden.cli import demo_data, demo_scan
+from mlwarden.cli import demo_data, demo_scan, demo_tracking
 from mlwarden.cli.demo_access import four_eyes
 from mlwarden.cli.render import Output
 from mlwarden.errors import PermissionDenied
@@ -71,10 +71,12 @@ def _run(out: Output, base: Path) -> int:
     _login(out, root)
     with open_workspace(root, token=alice_token, client="demo") as alice:
         failures += _data(out, alice)
-        _step(out, "10. scan model files before anyone loads them")
+        _step(out, "10. a training run: the quarantined version refused, the accepted one used and recorded")
+        failures += demo_tracking.train(out, alice, base)
+        _step(out, "11. scan model files before anyone loads them")
         failures += demo_scan.scan_models(out, alice, base)
     witness = base / "witness"
-    _step(out, "11. a signed checkpoint exported to a witness folder")
+    _step(out, "12. a signed checkpoint exported to a witness folder")
     cp = admin.audit.checkpoint(export=witness)
     out.line(cp.note.rstrip("\n"))
     failures += _verify_clean(out, admin, witness)
@@ -82,7 +84,7 @@ def _run(out: Output, base: Path) -> int:
     failures += _edit_attack(out, root, base, init.token.plaintext)
     failures += _truncate_attack(out, root, base, init.token.plaintext, witness)
     failures += _backdoor_attack(out, root, base, init.token.plaintext)
-    _step(out, "16. attack: stored rows edited in the blob folder")
+    _step(out, "17. attack: stored rows edited in the blob folder")
     failures += demo_data.tampered_segment(out, root, base, alice_token)
     return failures
 
@@ -127,7 +129,7 @@ def _login(out: Output, root: Path) -> None:
 
 
 def _verify_clean(out: Output, admin: Workspace, witness: Path) -> int:
-    _step(out, "12. the audit log; verify and witness on the untouched workspace")
+    _step(out, "13. the audit log; verify and witness on the untouched workspace")
     events = admin.audit.log()
     for event in events[-8:]:
         rec = event.record
@@ -154,7 +156,7 @@ def _tampered_copy(root: Path, base: Path, name: str) -> Path:
 
 
 def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "13. attack: an insider edits one event in the database")
+    _step(out, "14. attack: an insider edits one event in the database")
     copy = _tampered_copy(root, base, "tampered-edit")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute("DROP TRIGGER audit_events_no_update")
@@ -178,7 +180,7 @@ def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
 
 
 def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
-    _step(out, "14. attack: bob's login erased, with its token, tree and records")
+    _step(out, "15. attack: bob's login erased, with its token, tree and records")
     copy = _tampered_copy(root, base, "tampered-truncate")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         login = db.execute("SELECT seq, resource_id FROM audit_events WHERE action = 'auth.login'").fetchone()
@@ -200,7 +202,7 @@ def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: P
 
 
 def _backdoor_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "15. attack: an admin inserted straight into the database")
+    _step(out, "16. attack: an admin inserted straight into the database")
     copy = _tampered_copy(root, base, "tampered-backdoor")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute(

@@ -37,6 +37,12 @@ class _App:
         self.offset += 30
         return code
 
+    def next_step(self) -> None:
+        """Every code of this step and its neighbours is spent (each works once): wait for the next 30 s
+        step, whose following step's code is then fresh."""
+        time.sleep(30 - time.time() % 30 + 0.2)
+        self.offset = 30
+
 
 def _enrolled(ws: Workspace) -> _App:
     app = _App(ws.mfa.enroll().secret)
@@ -46,7 +52,8 @@ def _enrolled(ws: Workspace) -> _App:
 
 def four_eyes(out: Output, admin: Workspace) -> int:
     """admin asks for bob to become an approver; admin's own approval is refused; carol approves, then
-    makes alice the project's data steward (a role that needs no second admin, only carol's step-up)."""
+    makes alice the project's data steward and ML engineer (roles that need no second admin, only carol's
+    step-up)."""
     admin_app = _enrolled(admin)
     admin.projects.create("fraud", "card-fraud model")
     # Making an admin is a step-up too; carol then logs in with her own password.
@@ -66,6 +73,9 @@ def four_eyes(out: Output, admin: Workspace) -> int:
         carol_app = _enrolled(carol)
         approved = carol.approvals.approve(request or "", totp=carol_app.code(), comment="four eyes")
         carol.roles.grant("alice", "data_steward", "fraud", totp=carol_app.code())
+        out.line("carol's next step-up needs a fresh TOTP code: waiting for the next 30 s step ...")
+        carol_app.next_step()
+        carol.roles.grant("alice", "ml_engineer", "fraud", totp=carol_app.code())
         roles = [(b.user, b.role) for b in carol.roles.list("fraud")]
     ok = approved.status == "approved" and ("bob", "approver") in roles and ("alice", "data_steward") in roles
     style = "green" if ok else "bold red"
