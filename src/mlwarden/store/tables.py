@@ -346,6 +346,7 @@ run_metrics = Table(
     Column("at", String(32), nullable=False),
     Column("batch", Integer, nullable=False),
     Index("ix_run_metrics_run", "run_id", "key", "step"),
+    Index("ix_run_metrics_batch", "run_id", "batch"),  # max(batch) of a run without a scan
 )
 # Files a run produced (a model, a plot...), stored content-addressed in the blob store.
 run_artifacts = Table(

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("batch", sa.Integer, nullable=False),
     )
     op.create_index("ix_run_metrics_run", "run_metrics", ["run_id", "key", "step"])
+    op.create_index("ix_run_metrics_batch", "run_metrics", ["run_id", "batch"])  # the next batch's number
     op.create_table(
         "run_inputs",
         sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
@@ -83,6 +84,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in reversed(_TABLES):
         drop_append_only(table)
+    op.drop_index("ix_run_metrics_batch", table_name="run_metrics")
     op.drop_index("ix_run_metrics_run", table_name="run_metrics")
     op.drop_index("ix_runs_project", table_name="runs")
     for table in reversed(_TABLES):
