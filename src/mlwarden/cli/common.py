@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from mlwarden.service.workspace import Workspace
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else.")]
+# A project that may default (MLWARDEN_PROJECT, then the workspace's default_project); datasets and versions.
+DefaultProjectOption = Annotated[
+    str | None, typer.Option("--project", "-p", help="The project (default: MLWARDEN_PROJECT or the workspace's).")
+]
+DatasetArgument = Annotated[str, typer.Argument(help="The dataset's name.")]
+RefArgument = Annotated[str, typer.Argument(help="DATASET, DATASET@N, DATASET@sha256:... or a version digest.")]
 
 
 @dataclass

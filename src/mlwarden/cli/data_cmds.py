@@ -11,7 +11,14 @@ import typer
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from mlwarden.cli.common import JsonOption, open_cli_workspace, output
+from mlwarden.cli.common import (
+    DatasetArgument,
+    DefaultProjectOption,
+    JsonOption,
+    RefArgument,
+    open_cli_workspace,
+    output,
+)
 from mlwarden.cli.render import Output
 
 if TYPE_CHECKING:
@@ -21,11 +28,6 @@ ProgressCallback = Callable[[int], None]
 
 data_app = typer.Typer(help="Datasets: row-level versions with per-row provenance.", no_args_is_help=True)
 
-ProjectOption = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MLWARDEN_PROJECT or the workspace's).")
-]
-DatasetArgument = Annotated[str, typer.Argument(help="The dataset's name.")]
-RefArgument = Annotated[str, typer.Argument(help="DATASET, DATASET@N, DATASET@sha256:... or a version digest.")]
 LimitOption = Annotated[int, typer.Option("--limit", help="Show at most this many rows.")]
 
 
@@ -34,7 +36,7 @@ def data_add(
     dataset: DatasetArgument,
     file: Annotated[Path, typer.Argument(help="CSV, Parquet, JSON Lines or Arrow IPC (told by content).")],
     source: Annotated[str, typer.Option("--source", help="Where the rows came from (a vendor, a labeler...).")],
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     label_column: Annotated[str | None, typer.Option("--label-column", help="The label (first ingest).")] = None,
     note: Annotated[str | None, typer.Option("--note", help="Why (kept with the ingestion).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace every row instead of appending.")] = False,
@@ -81,7 +83,7 @@ def _progress(out: Output, file: Path) -> Iterator[ProgressCallback | None]:
 
 
 @data_app.command("list")
-def data_list(project: ProjectOption = None, json_mode: JsonOption = False) -> None:
+def data_list(project: DefaultProjectOption = None, json_mode: JsonOption = False) -> None:
     """The project's datasets and their latest versions."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
@@ -105,7 +107,9 @@ def data_list(project: ProjectOption = None, json_mode: JsonOption = False) -> N
 
 
 @data_app.command("versions")
-def data_versions(dataset: DatasetArgument, project: ProjectOption = None, json_mode: JsonOption = False) -> None:
+def data_versions(
+    dataset: DatasetArgument, project: DefaultProjectOption = None, json_mode: JsonOption = False
+) -> None:
     """Every version of a dataset, oldest first."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
@@ -124,7 +128,7 @@ def _undid(undid: dict[str, Any] | None) -> str:
 
 
 @data_app.command("show")
-def data_show(ref: RefArgument, project: ProjectOption = None, json_mode: JsonOption = False) -> None:
+def data_show(ref: RefArgument, project: DefaultProjectOption = None, json_mode: JsonOption = False) -> None:
     """A version: digest, schema, and the ingestions and sources its rows came from."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
@@ -149,7 +153,7 @@ def _ingestion_table(out: Output, ingestions: list[dict[str, Any]]) -> None:
 
 
 @data_app.command("lineage")
-def data_lineage(ref: RefArgument, project: ProjectOption = None, json_mode: JsonOption = False) -> None:
+def data_lineage(ref: RefArgument, project: DefaultProjectOption = None, json_mode: JsonOption = False) -> None:
     """Where a version's rows came from, and the versions that led to it."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
@@ -174,7 +178,7 @@ def data_diff(
     b: Annotated[str, typer.Argument(help="To: DATASET@B.")],
     rows: Annotated[bool, typer.Option("--rows", help="List the rows added and removed.")] = False,
     limit: LimitOption = 20,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Rows added and removed from A to B (by fingerprint), by source, with column statistics."""
@@ -226,7 +230,7 @@ def data_blame(
     where: Annotated[str | None, typer.Option("--where", help="A SQL condition over the columns.")] = None,
     row_digest: Annotated[str | None, typer.Option("--row-digest", help="A row digest (sha256:...).")] = None,
     limit: LimitOption = 100,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Which ingestion (source, actor, time) brought each matching row."""
@@ -248,7 +252,7 @@ def data_revert(
     since: Annotated[str | None, typer.Option("--since", help="Drop rows ingested at or after this time.")] = None,
     to: Annotated[int | None, typer.Option("--to", help="Go back to the rows of version N.")] = None,
     note: Annotated[str | None, typer.Option("--note", help="Why.")] = None,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Make a new version without the chosen rows; it records what it undid."""
@@ -264,7 +268,7 @@ def data_revert(
 def data_export(
     ref: RefArgument,
     out_path: Annotated[Path, typer.Argument(metavar="OUT", help="A .parquet, .csv, .jsonl or .arrow file.")],
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Write every row of a version to a file (its digest is re-checked on the way)."""
@@ -280,7 +284,7 @@ def data_export(
 @data_app.command("verify")
 def data_verify(
     dataset: Annotated[str | None, typer.Argument(help="One dataset (default: all in the project).")] = None,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Re-hash stored rows and recompute version digests; exit 1 on any change made outside mlwarden."""
@@ -307,7 +311,7 @@ def data_verify(
 def data_protect(
     dataset: DatasetArgument,
     approvals: Annotated[int, typer.Option("--approvals", help="Approvers each change needs.")] = 1,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Accept changes to the dataset only through an approved request."""
@@ -321,7 +325,7 @@ def data_protect(
 def data_unprotect(
     dataset: DatasetArgument,
     totp: Annotated[str | None, typer.Option("--totp", help="A fresh TOTP code (step-up).")] = None,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Accept changes without approval again (admins, with --totp)."""

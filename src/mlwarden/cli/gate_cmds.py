@@ -8,18 +8,19 @@ from typing import Annotated, Any
 
 import typer
 
-from mlwarden.cli.common import JsonOption, open_cli_workspace, output
+from mlwarden.cli.common import (
+    DatasetArgument,
+    DefaultProjectOption,
+    JsonOption,
+    RefArgument,
+    open_cli_workspace,
+    output,
+)
 from mlwarden.cli.render import Output
 from mlwarden.errors import UsageError
 
-ProjectOption = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MLWARDEN_PROJECT or the workspace's).")
-]
-RefArgument = Annotated[str, typer.Argument(help="DATASET, DATASET@N, DATASET@sha256:... or a version digest.")]
-DatasetArgument = Annotated[str, typer.Argument(help="The dataset's name.")]
 
-
-def data_gate(ref: RefArgument, project: ProjectOption = None, json_mode: JsonOption = False) -> None:
+def data_gate(ref: RefArgument, project: DefaultProjectOption = None, json_mode: JsonOption = False) -> None:
     """The gate's verdict on a version (accepted or quarantined), each batch's findings, recent rejections."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
@@ -47,7 +48,7 @@ def _findings(out: Output, findings: list[dict[str, Any]]) -> None:
 
 def data_profile(
     ref: RefArgument,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     html: Annotated[Path | None, typer.Option("--html", help="Write an HTML report to this file.")] = None,
     json_mode: JsonOption = False,
 ) -> None:
@@ -94,7 +95,7 @@ def data_contract(
         Path | None, typer.Argument(help="A contract (YAML or TOML); omit to show the one in force.")
     ] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Remove the contract.")] = False,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Show or set the contract every later batch of the dataset must meet."""
@@ -105,7 +106,7 @@ def data_policy(
     dataset: DatasetArgument,
     file: Annotated[Path | None, typer.Argument(help="A gate policy (YAML or TOML); omit to show it.")] = None,
     clear: Annotated[bool, typer.Option("--clear", help="Back to the default policy.")] = False,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Show or set the policy that turns the gate's findings into accepted, quarantined or rejected."""
@@ -145,7 +146,7 @@ def validate(
     infer: Annotated[str | None, typer.Option("--infer", help="DATASET@V: print the contract it satisfies.")] = None,
     contract: Annotated[Path | None, typer.Option("--contract", help="Use this contract instead.")] = None,
     policy: Annotated[Path | None, typer.Option("--policy", help="Use this policy instead.")] = None,
-    project: ProjectOption = None,
+    project: DefaultProjectOption = None,
     json_mode: JsonOption = False,
 ) -> None:
     """Run the ingestion gate on FILE without ingesting it (exit 1 unless accepted), or infer a contract."""

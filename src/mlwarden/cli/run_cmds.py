@@ -6,18 +6,20 @@ from typing import Annotated, Any
 
 import typer
 
-from mlwarden.cli.common import JsonOption, open_cli_workspace, output
+from mlwarden.cli.common import (
+    DefaultProjectOption,
+    JsonOption,
+    open_cli_workspace,
+    output,
+)
 
 run_app = typer.Typer(help="Experiment runs: params, metrics, inputs, environment.", no_args_is_help=True)
 
-ProjectOption = Annotated[
-    str | None, typer.Option("--project", "-p", help="The project (default: MLWARDEN_PROJECT or the workspace's).")
-]
 RunArgument = Annotated[str, typer.Argument(help="A run id (see `mlwarden run list`).")]
 
 
 @run_app.command("list")
-def run_list(project: ProjectOption = None, json_mode: JsonOption = False) -> None:
+def run_list(project: DefaultProjectOption = None, json_mode: JsonOption = False) -> None:
     """The project's runs, oldest first."""
     out = output(json_mode)
     with open_cli_workspace() as ws:
