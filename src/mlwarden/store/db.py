@@ -72,7 +72,14 @@ class Database:
 
         SQLite runs with synchronous=NORMAL, where the last commits may not survive a power cut. Before
         anything leaves the database (a checkpoint exported to a witness, the signer's own record) the
-        write-ahead log is synced, so the outside world never remembers more than the disk does.
+        write-ahead log is synced, so the outside world never remembers more than the disk does. Syncing
+        the log is enough: SQLite syncs the database file itself whenever it copies the log into it.
+
+        The database file itself must never be opened here: closing any descriptor of it drops every
+        POSIX lock this process holds on it, SQLite's shared lock included. Another process closing its
+        last connection would then think it the only user, fold the log into the database and delete
+        it, while this process still appends to the deleted file: committed events lost, and the audit
+        tree would no longer match the checkpoints already signed. The log file carries no locks.
         PostgreSQL commits are durable already (synchronous_commit).
         """
         if self.dialect != "sqlite":
@@ -80,15 +87,14 @@ class Database:
         database = self.engine.url.database
         if not database:
             return
-        for path in (database, database + "-wal"):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        try:
+            fd = os.open(database + "-wal", os.O_RDONLY)
+        except FileNotFoundError:
+            return  # no log: every commit was folded into the database file, which SQLite synced
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
