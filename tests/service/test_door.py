@@ -4,8 +4,10 @@ event in the same transaction as its change; a failure rolls both back; a denial
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,6 +62,15 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     "TrackingService.use_dataset": lambda ws: ws.runs.use_dataset(_RUNS[ws.root], "tx@2"),
     "TrackingService.end_run": lambda ws: ws.runs.end_run(_RUNS[ws.root]),
     "TrackingService.log_artifact": lambda ws: ws.runs.log_artifact(_RUNS[ws.root], b"weights", "model.bin"),
+    "RegistryService.register": lambda ws: ws.models.register("other", _MODELS[ws.root], project="fraud"),
+    "RegistryService.pull": lambda ws: ws.models.pull("m@1", ws.root.parent / uuid.uuid4().hex, project="fraud"),
+    "RegistryService.load": lambda ws: ws.models.load("m@1", project="fraud"),
+    "RegistryService.evaluate": lambda ws: ws.models.evaluate("m@1", "tx@2", project="fraud", label="id"),
+    "RegistryService.set_alias": lambda ws: ws.models.set_alias("m@1", "champion", project="fraud"),
+    "RegistryService.remove_alias": lambda ws: ws.models.remove_alias("m", "old", project="fraud"),
+    "RegistryService.promote": lambda ws: ws.models.promote("m@1", "staging", project="fraud"),
+    "RegistryService.rollback": lambda ws: ws.models.rollback("m", 1, project="fraud"),
+    "RegistryService.set_policy": lambda ws: ws.models.set_policy(_POLICY, project="fraud"),
     "ScanService.allow": lambda ws: ws.scans.allow("mypkg.layers:Custom", reason="ours"),
     "ScanService.disallow": lambda ws: ws.scans.disallow("mypkg.layers:Reviewed"),
 }
@@ -115,6 +126,13 @@ READS: dict[str, Callable[[Workspace], Any]] = {
     "QualityService.contract": lambda ws: ws.quality.contract("tx", project="fraud"),
     "QualityService.policy": lambda ws: ws.quality.policy("tx", project="fraud"),
     "QualityService.documents": lambda ws: ws.quality.documents("tx", project="fraud"),
+    "RegistryService.list_models": lambda ws: ws.models.list_models(project="fraud"),
+    "RegistryService.show": lambda ws: ws.models.show("m@1", project="fraud"),
+    "RegistryService.verify": lambda ws: ws.models.verify("m@1", project="fraud"),
+    "RegistryService.compare": lambda ws: ws.models.compare("m@1", "m@2", project="fraud"),
+    "RegistryService.check": lambda ws: ws.models.check("m@2", "archived", project="fraud"),
+    "RegistryService.policy": lambda ws: ws.models.policy(project="fraud"),
+    "RegistryService.public_key": lambda ws: ws.models.public_key(),
     "TrackingService.list_runs": lambda ws: ws.runs.list_runs(project="fraud"),
     "TrackingService.show_run": lambda ws: ws.runs.show_run(_RUNS[ws.root]),
     "TrackingService.metric_history": lambda ws: ws.runs.metric_history(_RUNS[ws.root], "loss"),
@@ -131,7 +149,43 @@ def _rows(n: int, start: int = 0) -> Any:
     return pa.table({"id": list(range(start, start + n)), "x": [i / 2 for i in range(start, start + n)]})
 
 
-NOT_OPERATIONS = {"Workspace.close", "Workspace.start_run"}  # start_run: ws.runs.start_run, in CALLS
+_MODELS: dict[Any, Path] = {}
+_POLICY = {"staging": {"approvals": 0}}
+
+
+def _prepare_models(ws: Workspace) -> None:
+    """Model "m": version 1 (was in production) and 2 (in production, set in the table as if approved), a
+    predictor of tx's id from x; alias "old"; and the step-ups rollback and set_policy consume."""
+    import skops.io as sio
+    from sklearn.dummy import DummyClassifier
+
+    from mlwarden.access.policy import step_up_key
+    from mlwarden.domain.events import Resource
+    from mlwarden.registry.policy import policy_from_json
+    from mlwarden.registry.refs import Stage
+    from mlwarden.service.model_store import insert_stage, version_row
+
+    path = ws.root.parent / "m.skops"
+    sio.dump(DummyClassifier().fit(_rows(10).to_pandas()[["x"]], [0] * 10), path)
+    _MODELS[ws.root] = path
+    for _ in range(2):
+        ws.models.register("m", path, project="fraud")
+    ws.models.set_alias("m@2", "old", project="fraud")
+    from mlwarden.service.promotion import insert_policy
+
+    with ws._ctx.db.write() as conn:
+        # External models: production must not require lineage here.
+        insert_policy(conn, "fraud", policy_from_json({"production": {"require_lineage": False}}), "admin")
+        one = version_row(conn, "fraud", "m", 1)
+        for version, stage in ((1, Stage.PRODUCTION), (2, Stage.PRODUCTION), (1, Stage.ARCHIVED)):
+            insert_stage(conn, one.model_id, version, stage, "admin")
+    ws.mfa.step_up(_mfa_code(ws), "model.promote", step_up_key(one.resource(Stage.PRODUCTION)))
+    policy = Resource("model_policy", "fraud", "fraud", attributes=(("digest", policy_from_json(_POLICY).digest),))
+    ws.mfa.step_up(_mfa_code(ws), "model.policy", step_up_key(policy))
+
+
+# start_run and load_model: ws.runs.start_run and ws.models.load, in CALLS
+NOT_OPERATIONS = {"Workspace.close", "Workspace.start_run", "Workspace.load_model"}
 
 
 def _witness_of(ws: Workspace) -> Any:
@@ -229,6 +283,7 @@ def _prepare_data(ws: Workspace) -> None:
     ws.data.add("tx", _rows(5), source="vendor-a", project="fraud")
     ws.data.add("tx", _rows(5, start=5), source="vendor-b", project="fraud")
     _RUNS[ws.root] = ws.runs.start_run("fraud", "prepared", capture=False).id
+    _prepare_models(ws)
 
 
 _RUNS: dict[Any, str] = {}

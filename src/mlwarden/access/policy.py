@@ -186,6 +186,8 @@ def needs_step_up(actor: Actor, action: Action, resource: Resource) -> bool:
     then approve each other."""
     if action in STEP_UP_ACTIONS:
         return True
+    if action is Action.MODEL_PROMOTE:  # what reaches production is asked for with a second factor
+        return resource.attribute("stage") == "production"
     others = resource.owner != actor.user_id
     if action is Action.MFA_DISABLE:
         return others

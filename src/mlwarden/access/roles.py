@@ -54,12 +54,31 @@ PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
     Action.RUN_INPUT: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
     Action.RUN_ARTIFACT: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
     Action.RUN_END: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    Action.MODEL_READ: ALL_ROLES,
+    Action.MODEL_REGISTER: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    # The model's bytes: not for viewers (a model can leak its training data).
+    Action.MODEL_PULL: frozenset({Role.ML_ENGINEER, Role.APPROVER, Role.AUDITOR, Role.ADMIN}),
+    Action.MODEL_EVALUATE: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    # Requesting a stage change; production also needs a step-up and the policy's approvers.
+    Action.MODEL_PROMOTE: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    Action.MODEL_ALIAS: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
+    # What a model must pass to reach production: project and workspace admins, with a step-up.
+    Action.MODEL_POLICY: frozenset({Role.ADMIN}),
 }
-WORKSPACE_ADMIN_ACTIONS = frozenset({Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST})
+WORKSPACE_ADMIN_ACTIONS = frozenset(
+    {Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.ROLE_LIST, Action.APPROVAL_LIST, Action.MODEL_POLICY}
+)
 
 # Sensitive actions: they need a TOTP step-up for this action and this resource within 5 minutes.
 STEP_UP_ACTIONS = frozenset(
-    {Action.ROLE_GRANT, Action.ROLE_REVOKE, Action.APPROVAL_APPROVE, Action.DATA_UNPROTECT, Action.SCAN_ALLOW}
+    {
+        Action.ROLE_GRANT,
+        Action.ROLE_REVOKE,
+        Action.APPROVAL_APPROVE,
+        Action.DATA_UNPROTECT,
+        Action.SCAN_ALLOW,
+        Action.MODEL_POLICY,  # a weaker promotion policy lets a model into production: a second factor
+    }
 )
 
 

@@ -38,6 +38,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "data": ("data_cmds", "data_app"),
     "allowlist": ("allowlist_cmds", "allowlist_app"),
     "run": ("run_cmds", "run_app"),
+    "model": ("model_cmds", "model_app"),
 }
 _ROOT_OPTIONS_WITH_VALUE = ("--workspace", "-w")
 

@@ -49,6 +49,13 @@ class Action(StrEnum):
     RUN_ARTIFACT = "run.artifact"  # a file the run produced
     RUN_END = "run.end"
     RUN_READ = "run.read"
+    MODEL_REGISTER = "model.register"
+    MODEL_READ = "model.read"  # versions, stages, lineage, signature status: never the bytes
+    MODEL_PULL = "model.pull"  # the model's files (pull, load)
+    MODEL_EVALUATE = "model.evaluate"  # measure a version on a dataset version, for promotion policies
+    MODEL_PROMOTE = "model.promote"  # a stage change: promote, archive, roll back
+    MODEL_ALIAS = "model.alias"
+    MODEL_POLICY = "model.policy"  # set a project's promotion policy
     SCAN_ALLOW = "scan.allow"
     SCAN_DISALLOW = "scan.disallow"
     SCAN_ALLOWLIST = "scan.allowlist"

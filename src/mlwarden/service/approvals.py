@@ -34,13 +34,14 @@ PENDING, APPROVED, REJECTED, EXPIRED, SUPERSEDED = "pending", "approved", "rejec
 
 # What happens when a request of a kind is approved, run inside the approving transaction. What it returns
 # joins the approval event's details (what was put into effect, for reconciliation).
-OnApproved = Callable[[Connection, "ApprovalRequest"], dict[str, DetailValue] | None]
+OnApproved = Callable[[Connection, "ApprovalRequest", ServiceContext], dict[str, DetailValue] | None]
 _ON_APPROVED: dict[str, OnApproved] = {}
 # Where each kind's handler registers itself: imported on demand, so that approving in a process that never
 # loaded (say) the data service still puts the approved change into effect.
 _HANDLER_MODULES = {
     "dataset.change": "mlwarden.service.dataset_changes",
     "dataset.accept": "mlwarden.service.dataset_gate",
+    "model.promote": "mlwarden.service.promotion",
 }
 
 
@@ -234,7 +235,7 @@ class ApprovalService:
                     at=format_ts(utcnow()),
                 )
             )
-            effects = _settle(conn, load_request(conn, request_id), decision)
+            effects = _settle(conn, load_request(conn, request_id), decision, self._ctx)
             final = load_request(conn, request_id)
             details: dict[str, DetailValue] = {
                 "kind": request.kind,
@@ -262,7 +263,9 @@ def _refuse_closed_or_repeated(request: ApprovalRequest, approver: str | None) -
         raise Refusal(f"a second vote on {request.id} by the same person does not count")
 
 
-def _settle(conn: Connection, request: ApprovalRequest, decision: str) -> dict[str, DetailValue] | None:
+def _settle(
+    conn: Connection, request: ApprovalRequest, decision: str, ctx: ServiceContext
+) -> dict[str, DetailValue] | None:
     status = REJECTED if decision == REJECTED else (APPROVED if request.approvals >= request.required_count else None)
     if status is None:
         return None
@@ -274,5 +277,5 @@ def _settle(conn: Connection, request: ApprovalRequest, decision: str) -> dict[s
     if status == APPROVED and request.kind not in _ON_APPROVED and request.kind in _HANDLER_MODULES:
         import_module(_HANDLER_MODULES[request.kind])
     if status == APPROVED and request.kind in _ON_APPROVED:
-        return _ON_APPROVED[request.kind](conn, request)
+        return _ON_APPROVED[request.kind](conn, request, ctx)
     return None

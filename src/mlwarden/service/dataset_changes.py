@@ -297,7 +297,7 @@ def _payload(dataset: Dataset, latest: Version | None, version: Version, ingesti
     }
 
 
-def _apply_approved(conn: Connection, request: approvals.ApprovalRequest) -> dict[str, DetailValue]:
+def _apply_approved(conn: Connection, request: approvals.ApprovalRequest, _ctx: object) -> dict[str, DetailValue]:
     """Create the version an approved request describes, if it is still what was approved."""
     payload = request.payload
     dataset_name = request.resource_id.split("/", 1)[1]

@@ -255,7 +255,7 @@ def ingestion_resource(dataset: Dataset, ingestion: str) -> Resource:
     return Resource("dataset", f"{dataset.project}/{dataset.name}#{ingestion}", dataset.project)
 
 
-def _accept_approved(conn: Connection, request: Any) -> dict[str, DetailValue]:
+def _accept_approved(conn: Connection, request: Any, _ctx: object) -> dict[str, DetailValue]:
     """An approver accepted a quarantined ingestion: a new record says so (the old one stays)."""
     from mlwarden.service.dataset_store import require_dataset
     from mlwarden.service.door import Refusal

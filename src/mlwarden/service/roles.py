@@ -73,7 +73,7 @@ def _insert_binding(conn: Connection, project: str, user: str, role: Role) -> Bi
     return binding
 
 
-def _apply_approved_grant(conn: Connection, request: ApprovalRequest) -> None:
+def _apply_approved_grant(conn: Connection, request: ApprovalRequest, _ctx: object) -> None:
     spec = request.payload
     role = Role(spec["role"])
     expected = binding_resource(spec["project"], spec["user"], role).attribute("digest")

@@ -8,7 +8,7 @@ from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -33,6 +33,7 @@ from mlwarden.store.tables import workspace_meta
 
 if TYPE_CHECKING:
     from mlwarden.service.datasets import DatasetService
+    from mlwarden.service.models import RegistryService
     from mlwarden.service.quality import QualityService
     from mlwarden.service.scans import ScanService
     from mlwarden.service.tracking import Run, TrackingService
@@ -78,6 +79,17 @@ class Workspace:
     def start_run(self, project: str | None = None, name: str = "run") -> Run:
         """``with ws.start_run("fraud", "baseline") as run:`` (see ``TrackingService.start_run``)."""
         return self.runs.start_run(project, name)
+
+    @cached_property
+    def models(self) -> RegistryService:
+        """The model registry: versions, signatures, evaluations, stages and promotions."""
+        from mlwarden.service.models import RegistryService
+
+        return RegistryService(self._ctx, step_up_with(self._ctx))
+
+    def load_model(self, ref: str, *, project: str | None = None) -> Any:
+        """A registered model, loaded only after its signature and every file verify."""
+        return self.models.load(ref, project=project)
 
     @cached_property
     def scans(self) -> ScanService:

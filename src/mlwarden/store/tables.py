@@ -365,3 +365,83 @@ run_inputs = Table(
     Column("version", Integer, primary_key=True, autoincrement=False),
     Column("digest", String(80), nullable=False),
 )
+
+# -- the model registry (0008): every table append-only; a stage or an alias is its newest row ----------
+models = Table(
+    "models",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("project", String(64), ForeignKey("projects.name"), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    UniqueConstraint("project", "name", name="uq_models_project_name"),
+)
+# A version: its files (JSON manifest of path, sha256, size; each file a blob), the OpenSSF model-signing
+# bundle over them, its run and the run's inputs and metrics as they were at registration, its scan.
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("model_id", String(32), ForeignKey("models.id"), primary_key=True),
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("digest", String(80), nullable=False),
+    Column("format", String(32), nullable=False),
+    Column("layout", String(16), nullable=False),  # "file" or "directory": how the files sit on disk
+    Column("files", Text, nullable=False),
+    Column("run_id", String(32), ForeignKey("runs.id"), nullable=True),
+    Column("source", Text, nullable=True),
+    Column("inputs", Text, nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("scan", Text, nullable=False),
+    Column("signature", Text, nullable=False),
+    Column("author_id", String(32), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+model_stages = Table(
+    "model_stages",
+    metadata,
+    Column("model_id", String(32), ForeignKey("models.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("request_id", String(32), nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("at", String(32), nullable=False),
+)
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("model_id", String(32), ForeignKey("models.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("alias", String(64), nullable=False),
+    Column("version", Integer, nullable=True),  # None: the alias was removed
+    Column("actor", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+)
+model_evaluations = Table(
+    "model_evaluations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("model_id", String(32), ForeignKey("models.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("model_digest", String(80), nullable=False),
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), nullable=False),
+    Column("dataset_version", Integer, nullable=False),
+    Column("dataset_digest", String(80), nullable=False),
+    Column("metrics", Text, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+    Index("ix_model_evaluations_version", "model_id", "version"),
+)
+model_policies = Table(
+    "model_policies",
+    metadata,
+    Column("project", String(64), ForeignKey("projects.name"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+)

@@ -21,7 +21,9 @@ def log_model(run: Run, estimator: Any, X: Any, y: Any, *, prefix: str = "") -> 
     from sklearn.base import is_classifier
 
     run.log_params({k: _param(v) for k, v in estimator.get_params(deep=True).items()})
-    metrics = _classification(estimator, X, y) if is_classifier(estimator) else _regression(estimator, X, y)
+    metrics = (
+        classification_metrics(estimator, X, y) if is_classifier(estimator) else regression_metrics(estimator, X, y)
+    )
     named = {prefix + k: v for k, v in metrics.items()}
     run.log_metrics(named)
     run.set_tag("model_class", f"{type(estimator).__module__}.{type(estimator).__qualname__}")
@@ -36,12 +38,13 @@ def _param(value: Any) -> str:
     return str(value)
 
 
-def _classification(estimator: Any, X: Any, y: Any) -> dict[str, float]:  # noqa: N803
-    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+def classification_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:  # noqa: N803
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
     predicted = estimator.predict(X)
     metrics = {
         "accuracy": float(accuracy_score(y, predicted)),
+        "balanced_accuracy": float(balanced_accuracy_score(y, predicted)),
         "f1_macro": float(f1_score(y, predicted, average="macro")),
     }
     classes = getattr(estimator, "classes_", [])
@@ -50,7 +53,7 @@ def _classification(estimator: Any, X: Any, y: Any) -> dict[str, float]:  # noqa
     return metrics
 
 
-def _regression(estimator: Any, X: Any, y: Any) -> dict[str, float]:  # noqa: N803
+def regression_metrics(estimator: Any, X: Any, y: Any) -> dict[str, float]:  # noqa: N803
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     predicted = estimator.predict(X)

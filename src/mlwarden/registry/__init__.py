@@ -1,0 +1,1 @@
+"""The model registry: models, versions, stages, promotion policy and gates, rollback."""
