@@ -8,6 +8,7 @@ A policy file (YAML or TOML, docs/validation.md)::
       check: reject        # a contract check failed
       drift: quarantine    # a column's distribution moved
       label: quarantine    # the label distribution moved
+      poisoning: quarantine  # a poisoning detector flagged more rows than clean data gives
       error: reject        # a check or detector could not run: fail closed
       skipped: info        # nothing to test (too few rows, no reference yet)
     overrides:             # failed or errored findings by name; shell patterns; the first match wins
@@ -40,6 +41,7 @@ STEP_DEFAULTS: dict[str, Severity] = {
     "drift": Severity.QUARANTINE,
     "label": Severity.QUARANTINE,
     "detector": Severity.QUARANTINE,
+    "poisoning": Severity.QUARANTINE,  # the row-level poisoning detectors (defense.detectors.gate_step)
     "error": Severity.REJECT,
     "skipped": Severity.INFO,
 }

@@ -1,0 +1,176 @@
+"""The poisoning detectors as a step of the ingestion gate (entry point ``mlwarden.detectors``).
+
+The step runs the detectors that need nothing but the batch and its reference, on uniform samples of
+at most ``SAMPLE_ROWS`` rows of each (the batch is already a 50,000-row sample; 2,000 rows keep the step
+well under a second, and the finding says when rows were sampled):
+
+* with a label column: ``confident_labels`` and ``knn_labels`` (skipped, with an info finding, when there
+  is no label column, or when the labels cannot be predicted from the features at all: then no row's
+  label can look wrong, and every row would);
+* with a reference: ``reference_outliers``, ``spectral_signature`` and ``activation_clustering`` (the
+  last two need labels too);
+* always: ``duplicate_flood``.
+
+A detector's finding fails when the batch holds significantly more flagged rows than clean data would: a
+one-sided binomial test (p < ``P_VALUE``) against the rate the detector flags on clean rows (for the
+label detectors, measured on the reference sample itself; for the others, their calibrated rate), and
+at least ``MIN_FRACTION`` of the rows. Findings carry the flagged fraction and a few flagged rows with
+their reasons. The default policy quarantines on a failed ``poisoning`` finding (``STEP_DEFAULTS``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+
+from mlwarden.defense.detectors.backdoor import ActivationClustering, SpectralSignature
+from mlwarden.defense.detectors.duplicates import DuplicateFlood
+from mlwarden.defense.detectors.features import Encoded, encode
+from mlwarden.defense.detectors.interface import Detector, RowScores, binomial_sf
+from mlwarden.defense.detectors.label_noise import ConfidentLabels, KnnLabels
+from mlwarden.defense.detectors.outliers import ReferenceOutliers
+from mlwarden.quality.evidence import Evidence
+from mlwarden.quality.interface import MAX_SAMPLE_ROWS, Finding, GateStep, Outcome
+
+STEP = "poisoning"
+MIN_ROWS = 50
+SAMPLE_ROWS = 2_000
+P_VALUE = 1e-3
+MIN_FRACTION = 0.01
+# the rate each detector flags on clean data, where it is not measured on the reference
+CLEAN_RATE = {
+    "reference_outliers": 0.01,
+    "spectral_signature": 0.01,
+    "activation_clustering": 0.005,
+    "duplicate_flood": 0.002,
+    "confident_labels": 0.02,
+    "knn_labels": 0.05,
+}
+MIN_LABEL_SIGNAL = 0.05  # out-of-fold accuracy over the majority class's share, below which labels are noise
+
+
+class PoisoningStep(GateStep):
+    """Row-level poisoning detectors on the batch, against its reference."""
+
+    step: ClassVar[str] = STEP
+
+    def __init__(self, sample_rows: int = SAMPLE_ROWS, seed: int = 0) -> None:
+        self.sample_rows, self.seed = sample_rows, seed
+
+    def run(self, evidence: Evidence) -> list[Finding]:
+        rows = evidence.current.num_rows
+        if rows < MIN_ROWS:
+            return [_info("rows", f"{rows} rows: too few for the poisoning detectors (at least {MIN_ROWS})")]
+        rng = np.random.default_rng(self.seed)
+        current, picked = _sample(evidence.current, self.sample_rows, rng)
+        reference = evidence.reference
+        if reference is not None and reference.num_rows < MIN_ROWS:
+            reference = None
+        if reference is not None:
+            reference, _ = _sample(reference, self.sample_rows, rng)
+        label = evidence.label_column
+        if label is not None and label not in current.column_names:
+            label = None
+        encoded = encode(current, reference, label_column=label)
+        if encoded.X.shape[1] == 0:
+            return [_info("features", "no column could be encoded as a feature: " + _skipped(encoded))]
+        sampled = f" (a uniform sample of {len(picked)} of {evidence.current_rows} rows)" if len(picked) < rows else ""
+        findings: list[Finding] = []
+        chosen: list[Detector] = [DuplicateFlood()]
+        if encoded.y is None:
+            findings.append(_info("labels", "no label column: the label-noise detectors did not run"))
+        elif len(set(encoded.y)) < 2 and encoded.y_ref is None:
+            findings.append(_info("labels", "one label class and no reference: the label detectors did not run"))
+        else:
+            chosen = [ConfidentLabels("softmax"), KnnLabels(), *chosen]
+        if encoded.X_ref is None:
+            findings.append(_info("reference", "no accepted reference yet: outlier and backdoor detectors did not run"))
+        else:
+            chosen.insert(0, ReferenceOutliers())
+            if encoded.y is not None and encoded.y_ref is not None:
+                chosen[1:1] = [SpectralSignature(), ActivationClustering()]
+        for detector in chosen:
+            findings += self._judge(detector, encoded, picked, evidence.current_rows, sampled)
+        return findings
+
+    def _judge(self, detector: Detector, enc: Encoded, picked: Any, total: int, sampled: str) -> list[Finding]:
+        labelled = detector.needs_labels or isinstance(detector, DuplicateFlood)
+        y = enc.y if labelled or isinstance(detector, ReferenceOutliers) else None
+        y_ref = enc.y_ref if y is not None else None
+        result = detector.detect(enc.X, y, X_ref=enc.X_ref, y_ref=y_ref)
+        name = f"{STEP}.{detector.name}"
+        if result.note and not result.flagged.any():
+            return [_info(detector.name, f"{detector.name}: {result.note}")]
+        clean_rate = CLEAN_RATE[detector.name]
+        if isinstance(detector, ConfidentLabels | KnnLabels):
+            signal = _label_signal(enc, detector, result)
+            if signal is not None:
+                return [_info(detector.name, signal)]
+            if enc.X_ref is not None and enc.y_ref is not None and len(enc.X_ref) >= MIN_ROWS:
+                own = detector.detect(enc.X_ref, enc.y_ref)  # the same detector on accepted rows
+                clean_rate = max(clean_rate, own.flagged_fraction)
+        m, k = result.rows, int(result.flagged.sum())
+        p_value = binomial_sf(k, m, clean_rate)
+        fraction = k / m if m else 0.0
+        failed = p_value < P_VALUE and fraction >= MIN_FRACTION
+        scores = {
+            "flagged_fraction": fraction,
+            "flagged": float(k),
+            "rows_judged": float(m),
+            "clean_rate": clean_rate,
+            "p_value": p_value,
+            "fits": float(result.fits),
+        }
+        verb = "more flagged rows than clean data gives" if failed else "no more flagged rows than clean data gives"
+        message = f"{detector.name}: {k} of {m} rows flagged ({fraction:.1%}; clean {clean_rate:.1%}): {verb}{sampled}"
+        sample = tuple(
+            {
+                "row": int(picked[i]),
+                "score": round(float(result.scores[i]), 4),
+                "reason": result.reasons.get(int(i), ""),
+            }
+            for i in np.argsort(-result.scores)[:MAX_SAMPLE_ROWS]
+            if result.flagged[i]
+        )
+        return [
+            Finding(
+                STEP,
+                name,
+                Outcome.FAILED if failed else Outcome.PASSED,
+                message,
+                failed_rows=round(fraction * total) if failed else 0,
+                sample=sample,
+                scores=scores,
+            )
+        ]
+
+
+def _label_signal(enc: Encoded, detector: Detector, result: RowScores) -> str | None:
+    """Why the label detectors cannot judge these labels (None: they can)."""
+    accuracy = result.stats.get("oof_accuracy")
+    majority = result.stats.get("majority")
+    if accuracy is None or majority is None:
+        return None
+    if accuracy < majority + MIN_LABEL_SIGNAL:
+        return (
+            f"{detector.name}: the labels are not predictable from the features (out-of-fold accuracy "
+            f"{accuracy:.2f}, majority class {majority:.2f}): no label can look wrong, not judged"
+        )
+    return None
+
+
+def _sample(table: pa.Table, rows: int, rng: np.random.Generator) -> tuple[pa.Table, Any]:
+    if table.num_rows <= rows:
+        return table, np.arange(table.num_rows)
+    picked = np.sort(rng.choice(table.num_rows, rows, replace=False))
+    return table.take(pa.array(picked)), picked
+
+
+def _info(name: str, message: str) -> Finding:
+    return Finding(STEP, f"{STEP}.{name}", Outcome.SKIPPED, message)
+
+
+def _skipped(enc: Encoded) -> str:
+    return ", ".join(f"{k} ({v})" for k, v in enc.skipped.items()) or "no columns"

@@ -1,0 +1,113 @@
+"""The poisoning step in the ingestion gate: registered by entry point, judged by the gate's policy."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from mlwarden.data.columns import infer_schema
+from mlwarden.defense.detectors.gate_step import PoisoningStep
+from mlwarden.defense.gate import detectors, judge_batch, run_steps
+from mlwarden.defense.policy import DEFAULT_POLICY, Verdict, policy_from_json
+from mlwarden.quality.evidence import Evidence
+from mlwarden.quality.interface import Finding, Outcome, Severity
+from tests.defense.kit import backdoor, blobs, flip
+
+
+def table(X: np.ndarray, y: np.ndarray | None, *, extra: bool = True) -> pa.Table:
+    data: dict[str, object] = {f"f{i}": X[:, i] for i in range(X.shape[1])}
+    if extra:
+        data["shop"] = [f"s{i % 5}" for i in range(len(X))]
+        data["id"] = np.arange(len(X))
+    if y is not None:
+        data["label"] = y
+    return pa.table(data)
+
+
+def evidence(current: pa.Table, reference: pa.Table | None, label: str | None = "label") -> Evidence:
+    return Evidence(infer_schema(current.schema), label, current, current.num_rows, reference, 1 if reference else None)
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, Any]:
+    X, y = blobs(3000, d=8)
+    return {"ref": table(X[:1500], y[:1500]), "X": X[1500:], "y": y[1500:]}
+
+
+def by_name(findings: list[Finding]) -> dict[str, Finding]:
+    return {f.name: f for f in findings}
+
+
+def test_the_step_is_registered_as_a_detector_plugin() -> None:
+    assert any(isinstance(step, PoisoningStep) for step in detectors())
+
+
+def test_a_clean_batch_is_accepted_and_a_flipped_one_quarantined(data: dict[str, Any]) -> None:
+    clean = judge_batch([], evidence(table(data["X"], data["y"]), data["ref"]), DEFAULT_POLICY)
+    assert clean.verdict == Verdict.ACCEPTED, [f.message for f in clean.findings if f.outcome is Outcome.FAILED]
+    noisy, _ = flip(data["y"], 0.1)
+    judged = judge_batch([], evidence(table(data["X"], noisy), data["ref"]), DEFAULT_POLICY)
+    assert judged.verdict == Verdict.QUARANTINED
+    assert "poisoning.confident_labels" in judged.deciding
+    finding = by_name(list(judged.findings))["poisoning.confident_labels"]
+    assert 0.08 <= finding.scores["flagged_fraction"] <= 0.13 and finding.failed_rows > 0
+    assert finding.sample and "labelled" in finding.sample[0]["reason"]
+
+
+def test_a_backdoored_batch_is_quarantined_not_rejected(data: dict[str, Any]) -> None:
+    Xp, yp, _ = backdoor(data["X"], data["y"], 0.05)
+    judged = judge_batch([], evidence(table(Xp, yp), data["ref"]), DEFAULT_POLICY)
+    assert judged.verdict == Verdict.QUARANTINED
+    assert {"poisoning.reference_outliers", "poisoning.spectral_signature"} <= set(judged.deciding)
+    relaxed = policy_from_json({"severity": {"poisoning": "warn"}})
+    assert judge_batch([], evidence(table(Xp, yp), data["ref"]), relaxed).verdict == Verdict.ACCEPTED
+
+
+def test_it_degrades_gracefully(data: dict[str, Any]) -> None:
+    X, y = data["X"], data["y"]
+    unlabelled = by_name(run_steps(evidence(table(X, None), data["ref"], None), [PoisoningStep()]))
+    assert unlabelled["poisoning.labels"].outcome is Outcome.SKIPPED
+    assert unlabelled["poisoning.reference_outliers"].outcome is Outcome.PASSED
+    first = by_name(run_steps(evidence(table(X, y), None), [PoisoningStep()]))
+    assert first["poisoning.reference"].outcome is Outcome.SKIPPED
+    assert first["poisoning.confident_labels"].outcome is Outcome.PASSED
+    few = run_steps(evidence(table(X[:30], y[:30]), data["ref"]), [PoisoningStep()])
+    assert [f.outcome for f in few] == [Outcome.SKIPPED] and "too few" in few[0].message
+    assert DEFAULT_POLICY.severity_of(few[0]) == Severity.INFO
+
+
+def test_labels_the_features_cannot_predict_are_not_judged(data: dict[str, Any]) -> None:
+    rng = np.random.default_rng(5)
+    random_labels = rng.integers(0, 2, len(data["y"]))
+    found = by_name(run_steps(evidence(table(data["X"], random_labels), None), [PoisoningStep()]))
+    assert found["poisoning.confident_labels"].outcome is Outcome.SKIPPED
+    assert "not predictable" in found["poisoning.confident_labels"].message
+
+
+def test_bad_columns_give_findings_not_errors(data: dict[str, Any]) -> None:
+    X, y = data["X"], data["y"]
+    odd = table(X, y).append_column("empty", pa.array([None] * len(y), pa.float64()))
+    odd = odd.append_column("flat", pa.array([1.0] * len(y))).append_column(
+        "when", pa.array([0] * len(y), pa.timestamp("us"))
+    )
+    findings = run_steps(evidence(odd, data["ref"]), [PoisoningStep()])
+    assert all(f.outcome is not Outcome.ERROR for f in findings), [f.message for f in findings]
+    one_class = run_steps(evidence(table(X, np.zeros(len(y), dtype=np.int64)), None), [PoisoningStep()])
+    assert all(f.outcome is not Outcome.ERROR for f in one_class)
+    only_ids = pa.table({"id": np.arange(100), "label": np.arange(100) % 2})
+    nothing = run_steps(evidence(only_ids, None), [PoisoningStep()])
+    assert [f.name for f in nothing] == ["poisoning.features"] and "identifier" in nothing[0].message
+
+
+def test_a_50k_row_20_column_sample_is_judged_in_about_a_second() -> None:
+    X, y = blobs(70_000, classes=4, d=20)
+    current, reference = table(X[:50_000], y[:50_000], extra=False), table(X[50_000:], y[50_000:], extra=False)
+    step = PoisoningStep()
+    started = time.perf_counter()
+    findings = step.run(evidence(current, reference))
+    assert time.perf_counter() - started < 4.0  # ~1 s on a quiet 2-core machine; slack for a loaded CI
+    assert "a uniform sample of 2000 of 50000 rows" in findings[0].message
