@@ -22,7 +22,7 @@ from rich.rule import Rule
 from rich.text import Text
 
 from mlwarden.audit import merkle
-from mlwarden.cli import demo_data, demo_scan, demo_tracking
+from mlwarden.cli import demo_data, demo_registry, demo_scan, demo_tracking
 from mlwarden.cli.demo_access import four_eyes
 from mlwarden.cli.render import Output
 from mlwarden.errors import PermissionDenied
@@ -68,15 +68,17 @@ def _run(out: Output, base: Path) -> int:
     failures += _denied_attempt(out, root, alice_token)
     _step(out, "4. four eyes: a new approver needs another admin, with TOTP")
     failures += four_eyes(out, admin)
-    _login(out, root)
+    bob_token = _login(out, root)
     with open_workspace(root, token=alice_token, client="demo") as alice:
         failures += _data(out, alice)
         _step(out, "10. a training run: the quarantined version refused, the accepted one used and recorded")
         failures += demo_tracking.train(out, alice, base)
         _step(out, "11. scan model files before anyone loads them")
         failures += demo_scan.scan_models(out, alice, base)
+        _step(out, "12. the model registry: signed, evaluated, staged; production only with an approver's TOTP")
+        failures += demo_registry.register_and_promote(out, alice, bob_token)
     witness = base / "witness"
-    _step(out, "12. a signed checkpoint exported to a witness folder")
+    _step(out, "13. a signed checkpoint exported to a witness folder")
     cp = admin.audit.checkpoint(export=witness)
     out.line(cp.note.rstrip("\n"))
     failures += _verify_clean(out, admin, witness)
@@ -84,7 +86,7 @@ def _run(out: Output, base: Path) -> int:
     failures += _edit_attack(out, root, base, init.token.plaintext)
     failures += _truncate_attack(out, root, base, init.token.plaintext, witness)
     failures += _backdoor_attack(out, root, base, init.token.plaintext)
-    _step(out, "17. attack: stored rows edited in the blob folder")
+    _step(out, "18. attack: stored rows edited in the blob folder")
     failures += demo_data.tampered_segment(out, root, base, alice_token)
     return failures
 
@@ -121,15 +123,16 @@ def _denied_attempt(out: Output, root: Path, alice_token: str) -> int:
     return 1
 
 
-def _login(out: Output, root: Path) -> None:
+def _login(out: Output, root: Path) -> str:
     _step(out, "5. bob logs in with his password (argon2id), gets a token")
     with open_workspace(root, client="demo") as anonymous:
         token = anonymous.login("bob", DEMO_PASSWORD)
     out.line(f"bob logged in; token {token.info.id}")
+    return token.plaintext
 
 
 def _verify_clean(out: Output, admin: Workspace, witness: Path) -> int:
-    _step(out, "13. the audit log; verify and witness on the untouched workspace")
+    _step(out, "14. the audit log; verify and witness on the untouched workspace")
     events = admin.audit.log()
     for event in events[-8:]:
         rec = event.record
@@ -156,7 +159,7 @@ def _tampered_copy(root: Path, base: Path, name: str) -> Path:
 
 
 def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "14. attack: an insider edits one event in the database")
+    _step(out, "15. attack: an insider edits one event in the database")
     copy = _tampered_copy(root, base, "tampered-edit")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute("DROP TRIGGER audit_events_no_update")
@@ -180,7 +183,7 @@ def _edit_attack(out: Output, root: Path, base: Path, token: str) -> int:
 
 
 def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: Path) -> int:
-    _step(out, "15. attack: bob's login erased, with its token, tree and records")
+    _step(out, "16. attack: bob's login erased, with its token, tree and records")
     copy = _tampered_copy(root, base, "tampered-truncate")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         login = db.execute("SELECT seq, resource_id FROM audit_events WHERE action = 'auth.login'").fetchone()
@@ -202,7 +205,7 @@ def _truncate_attack(out: Output, root: Path, base: Path, token: str, witness: P
 
 
 def _backdoor_attack(out: Output, root: Path, base: Path, token: str) -> int:
-    _step(out, "16. attack: an admin inserted straight into the database")
+    _step(out, "17. attack: an admin inserted straight into the database")
     copy = _tampered_copy(root, base, "tampered-backdoor")
     with sqlite3.connect(copy / ".mlwarden" / "metadata.db") as db:
         db.execute(

@@ -44,7 +44,8 @@ class _App:
         self.offset = 30
 
 
-def _enrolled(ws: Workspace) -> _App:
+def enrolled_app(ws: Workspace) -> _App:
+    """Enroll ``ws``'s user in TOTP with a fresh app, and confirm it."""
     app = _App(ws.mfa.enroll().secret)
     ws.mfa.verify(app.code())
     return app
@@ -54,7 +55,7 @@ def four_eyes(out: Output, admin: Workspace) -> int:
     """admin asks for bob to become an approver; admin's own approval is refused; carol approves, then
     makes alice the project's data steward and ML engineer (roles that need no second admin, only carol's
     step-up)."""
-    admin_app = _enrolled(admin)
+    admin_app = enrolled_app(admin)
     admin.projects.create("fraud", "card-fraud model")
     # Making an admin is a step-up too; carol then logs in with her own password.
     admin.users.add("carol", admin=True, password=CAROL_PASSWORD, totp=admin_app.code())
@@ -70,7 +71,7 @@ def four_eyes(out: Output, admin: Workspace) -> int:
     except PermissionDenied as refused:
         out.line(Text(f"admin approving it themselves: refused ({refused.message.split(': ', 1)[-1]})", style="yellow"))
     with open_workspace(admin.root, token=carol_token, client="demo") as carol:
-        carol_app = _enrolled(carol)
+        carol_app = enrolled_app(carol)
         approved = carol.approvals.approve(request or "", totp=carol_app.code(), comment="four eyes")
         carol.roles.grant("alice", "data_steward", "fraud", totp=carol_app.code())
         out.line("carol's next step-up needs a fresh TOTP code: waiting for the next 30 s step ...")

@@ -268,11 +268,11 @@ class RegistryService:
             prefix=".mlwarden-pull-", dir=dest.parent if dest.parent.exists() else None
         ) as tmp:
             staged = materialize(self._ctx, version, Path(tmp) / "model")
+            path = dest / staged.name if version.layout == "file" else dest
             (Path(tmp) / "model" / "model.sig").write_text(version.signature, encoding="utf-8")
             dest.mkdir(parents=True, exist_ok=True)
             for item in (Path(tmp) / "model").iterdir():
                 item.rename(dest / item.name)
-        path = dest / staged.name if staged.is_file() else dest
         return {"ref": version.ref, "digest": version.digest, "path": str(path), "signature": str(dest / "model.sig")}
 
     @access

@@ -324,9 +324,13 @@ def request_or_move(ctx: ServiceContext, plan: Plan, step_up: StepUp, totp: str 
 
 
 def _checked(conn: Connection, plan: Plan, found: list[str]) -> list[Requirement]:
-    check_move(conn, plan)
+    try:
+        check_move(conn, plan)
+        move = Requirement("stage", True, f"{plan.version.ref} may move to {plan.to}")
+    except Refusal as refused:
+        move = Requirement("stage", False, refused.reason)
     rule, _ = rule_for(conn, plan)
-    return requirements(conn, plan, rule, found)
+    return [move, *requirements(conn, plan, rule, found)]
 
 
 def _checked_again(conn: Connection, plan: Plan, found: list[str]) -> ModelVersion:
