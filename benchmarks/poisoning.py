@@ -742,7 +742,7 @@ def main(argv: list[str] | None = None) -> int:
 
 SUMMARY = """## Summary
 
-(written after the run; see docs/defenses.md)"""
+(written by hand after each published run: where mlwarden wins and loses, and why)"""
 
 if __name__ == "__main__":
     sys.exit(main())
