@@ -291,3 +291,22 @@ def test_a_pinned_reference_is_what_drift_compares_with(sam: Workspace) -> None:
     assert record["reference_version"] == 2 and "drift.amount" not in record["deciding"]
     assert again.verdict == "accepted"  # type: ignore[attr-defined]  # the batch itself passed...
     assert sam.quality.gate("tx", project=PROJECT)["verdict"] == "quarantined"  # ...the version holds version 2's
+
+
+def test_a_batch_mlwarden_itself_ingests_cannot_be_quarantined_without_a_user(tmp_path: Path) -> None:
+    """The workspace `init` returns acts as mlwarden itself: a quarantine needs a user to author its accept
+    request, so the batch is refused with a clear error and nothing is stored (it once hit a foreign key)."""
+    from mlwarden.service.init import init_workspace
+    from tests.service.data_kit import frame
+
+    ws = init_workspace(tmp_path / "ws", admin_password="a-long-password-1").workspace
+    try:
+        ws.projects.create("p")
+        ws.data.add("tx", frame(3000), source="a", project="p")
+        shifted = frame(3000, seed=5, start=3000).assign(amount=lambda f: f["amount"] + 40)
+        with pytest.raises(UsageError, match="only a user can author"):
+            ws.data.add("tx", shifted, source="b", project="p")
+        assert [v.number for v in ws.data.versions("tx", project="p")] == [1]
+        assert ws.audit.verify().ok
+    finally:
+        ws.close()

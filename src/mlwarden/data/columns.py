@@ -169,3 +169,21 @@ def large_string_array(values: list[str]) -> pa.Array:
     return pa.Array.from_buffers(
         pa.large_string(), len(encoded), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
     )
+
+
+def float64_values(column: pa.Array | pa.ChunkedArray) -> Any:
+    """A numeric, boolean or temporal column as a NumPy float64 array with nulls as NaN, read from its
+    buffers (dates and timestamps by their physical value: days, microseconds). A fresh, writable array
+    whenever there are nulls; otherwise possibly a view of Arrow's memory."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if pa.types.is_temporal(array.type):
+        array = array.view(pa.int32() if pa.types.is_date32(array.type) else pa.int64())
+    values = pc.cast(array, pa.float64()) if array.type != pa.float64() else array
+    floats = np.frombuffer(values.buffers()[1], dtype=np.float64)[values.offset : values.offset + len(values)]
+    if values.null_count:
+        bits = np.unpackbits(np.frombuffer(values.buffers()[0], dtype=np.uint8), bitorder="little")
+        floats = np.where(bits[values.offset : values.offset + len(values)].astype(bool), floats, np.nan)
+    return floats

@@ -17,10 +17,10 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from mlwarden.data.columns import float64_values
 from mlwarden.data.schema import Column, ColumnType, Schema
 from mlwarden.errors import UsageError
 from mlwarden.quality.drift_tests import (
@@ -220,21 +220,8 @@ def _missing(reference: pa.Table, current: pa.Table, name: str) -> str:
 
 def _numbers(table: pa.Table, name: str) -> FloatArray:
     """A column as float64 with nulls as NaN; dates and timestamps by their physical value (days, microseconds)."""
-    column = table.column(name).combine_chunks()
-    if pa.types.is_temporal(column.type):
-        column = column.view(pa.int32() if pa.types.is_date32(column.type) else pa.int64())
-    values = pc.cast(column, pa.float64()) if column.type != pa.float64() else column
-    floats: FloatArray = np.frombuffer(values.buffers()[1], dtype=np.float64)[
-        values.offset : values.offset + len(values)
-    ]
-    if values.null_count:
-        floats = np.where(_present(values), floats, np.nan)
+    floats: FloatArray = float64_values(table.column(name))
     return floats
-
-
-def _present(array: pa.Array) -> npt.NDArray[np.bool_]:
-    bits = np.unpackbits(np.frombuffer(array.buffers()[0], dtype=np.uint8), bitorder="little")
-    return bits[array.offset : array.offset + len(array)].astype(bool)
 
 
 def _counts(table: pa.Table, name: str) -> dict[str, int]:

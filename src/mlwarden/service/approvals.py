@@ -95,13 +95,22 @@ def open_request(
     project: str,
     resource: Resource,
     digest: str,
-    author_id: str,
+    author_id: str | None,
     required_count: int = 1,
     required_role: Role = Role.APPROVER,
     payload: dict[str, Any] | None = None,
     lifetime: timedelta = DEFAULT_LIFETIME,
 ) -> str:
-    """Open a request inside the caller's door transaction; it supersedes older pending ones."""
+    """Open a request inside the caller's door transaction; it supersedes older pending ones.
+
+    Its author must be a user (``author_id``): separation of duties is defined against one. A change made
+    by mlwarden itself (the workspace ``init`` returns acts as mlwarden) cannot ask for approval.
+    """
+    if author_id is None:
+        raise UsageError(
+            "this change needs an approval request, and only a user can author one",
+            hint="open the workspace with a user's token (`mlwarden login`, or MLWARDEN_TOKEN) and try again",
+        )
     if required_count < 1:
         raise UsageError("an approval needs at least one approver")
     require_project(conn, project)

@@ -245,7 +245,7 @@ def _make_or_propose(
             project=dataset.project,
             resource=dataset.resource(),
             digest=str(version.digest),
-            author_id=str(actor.user_id),
+            author_id=actor.user_id,
             required_count=dataset.required_approvals,
             payload=_payload(dataset, latest, version, ingestion),
         )

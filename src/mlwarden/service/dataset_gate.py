@@ -239,7 +239,7 @@ def record_verdict(conn: Connection, actor: Actor, dataset: Dataset, record: Gat
             project=dataset.project,
             resource=ingestion_resource(dataset, record.ingestion),
             digest=record.id,
-            author_id=str(actor.user_id),
+            author_id=actor.user_id,
             required_count=dataset.required_approvals,
             payload={"dataset_id": dataset.id, "ingestion": record.ingestion, "gate": record.id},
         )

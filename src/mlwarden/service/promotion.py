@@ -305,7 +305,7 @@ def request_or_move(ctx: ServiceContext, plan: Plan, step_up: StepUp, totp: str 
             project=current.project,
             resource=current.resource(plan.to),
             digest=plan.digest,
-            author_id=str(ctx.actor.user_id),
+            author_id=ctx.actor.user_id,
             required_count=needed,
             required_role=rule.approver_role,
             payload={

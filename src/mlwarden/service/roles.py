@@ -115,7 +115,7 @@ class RoleService:
                 project=project,
                 resource=resource,
                 digest=resource.attribute("digest") or "",
-                author_id=self._ctx.actor.user_id or "",
+                author_id=self._ctx.actor.user_id,
                 required_role=Role.ADMIN,
                 payload={"project": project, "user": user, "role": wanted.value},
             )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from mlwarden.data.columns import float64_values
 from mlwarden.defense.detectors.interface import Floats
 
 MAX_CATEGORIES = 20
@@ -117,9 +118,8 @@ def _skip_reason(kind: pa.DataType, base: pa.ChunkedArray) -> str:
 
 
 def _floats(column: pa.ChunkedArray) -> Floats:
-    if pa.types.is_boolean(column.type) or pa.types.is_decimal(column.type):
-        column = column.cast(pa.float64())
-    values = np.array(column.to_numpy(zero_copy_only=False), dtype=np.float64)  # a writable copy
+    # Read from Arrow's buffers: to_numpy() on a column with nulls imports pandas (0.3 s per ingestion).
+    values = np.array(float64_values(column), dtype=np.float64)  # a writable copy
     values[~np.isfinite(values)] = np.nan
     return values
 

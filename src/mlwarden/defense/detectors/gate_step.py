@@ -5,8 +5,9 @@ at most ``SAMPLE_ROWS`` rows of each (the batch is already a 50,000-row sample; 
 well under a second, and the finding says when rows were sampled):
 
 * with a label column: ``confident_labels`` and ``knn_labels`` (skipped, with an info finding, when there
-  is no label column, or when the labels cannot be predicted from the features at all: then no row's
-  label can look wrong, and every row would);
+  is no label column, when the labels cannot be predicted from the features at all: then no row's label
+  can look wrong, and every row would; and, with their counts, when there is no accepted reference to
+  measure their clean rate on);
 * with a reference: ``reference_outliers``, ``spectral_signature`` and ``activation_clustering`` (the
   last two need labels too);
 * always: ``duplicate_flood``.
@@ -108,9 +109,19 @@ class PoisoningStep(GateStep):
             signal = _label_signal(enc, detector, result)
             if signal is not None:
                 return [_info(detector.name, signal)]
-            if enc.X_ref is not None and enc.y_ref is not None and len(enc.X_ref) >= MIN_ROWS:
-                own = detector.detect(enc.X_ref, enc.y_ref)  # the same detector on accepted rows
-                clean_rate = max(clean_rate, own.flagged_fraction)
+            if enc.X_ref is None or enc.y_ref is None or len(enc.X_ref) < MIN_ROWS:
+                # How often a label detector flags clean rows depends on how separable the classes are:
+                # without accepted rows to measure it on, a count is reported, never judged.
+                flagged = int(result.flagged.sum())
+                return [
+                    _info(
+                        detector.name,
+                        f"{detector.name}: {flagged} of {result.rows} rows flagged; no accepted"
+                        f" reference to measure the clean rate on, so not judged{sampled}",
+                    )
+                ]
+            own = detector.detect(enc.X_ref, enc.y_ref)  # the same detector on accepted rows
+            clean_rate = max(clean_rate, own.flagged_fraction)
         m, k = result.rows, int(result.flagged.sum())
         p_value = binomial_sf(k, m, clean_rate)
         fraction = k / m if m else 0.0
