@@ -96,8 +96,7 @@ def _describe(out: Output, shown: dict[str, Any]) -> None:
     if shown["aliases"]:
         out.line("aliases: " + ", ".join(shown["aliases"]))
     for evaluation in shown["evaluations"]:
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(evaluation["metrics"].items()))
-        out.line(f"evaluated on {evaluation['dataset']}: {metrics}")
+        out.line(f"evaluated on {evaluation['dataset']}: {_metrics(evaluation['metrics'])}")
 
 
 @model_app.command("compare")
@@ -120,6 +119,10 @@ def model_compare(
         )
     if compared["degraded"]:
         raise typer.Exit(1)
+
+
+def _metrics(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.4f}" for k, v in sorted(values.items()))
 
 
 def _num(value: float | None) -> str:
@@ -176,8 +179,7 @@ def model_evaluate(
     if json_mode:
         out.emit(measured)
         return
-    metrics = ", ".join(f"{k} {v:.4f}" for k, v in sorted(measured["metrics"].items()))
-    out.line(f"{measured['ref']} on {measured['dataset']}: {metrics}")
+    out.line(f"{measured['ref']} on {measured['dataset']}: {_metrics(measured['metrics'])}")
 
 
 @model_app.command("alias")

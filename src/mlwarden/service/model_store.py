@@ -52,6 +52,24 @@ class ModelVersion:
         return Resource("model_version", f"{self.project}/{self.ref}", self.project, attributes=tuple(attributes))
 
 
+def unaccepted_inputs(conn: Connection, project: str, inputs: list[dict[str, Any]]) -> list[str]:
+    """Which of a run's input dataset versions the ingestion gate no longer accepts, or whose content is
+    not the digest the run recorded (none, for a model trained on accepted data)."""
+    from mlwarden.data.versions import Reference
+    from mlwarden.service.dataset_store import resolve
+    from mlwarden.service.gate_store import version_status
+
+    found = []
+    for used in inputs:
+        dataset, version = resolve(conn, project, Reference.parse(f"{used['dataset']}@{used['version']}"))
+        status = version_status(conn, dataset, version)
+        if str(version.digest) != used["digest"]:
+            found.append(f"{version.ref} is not the content the run used ({used['digest']})")
+        elif status != "accepted":
+            found.append(f"{version.ref} is {status} by the ingestion gate")
+    return found
+
+
 def model_resource(project: str, name: str) -> Resource:
     return Resource("model", f"{project}/{name}", project)
 

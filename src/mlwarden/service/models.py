@@ -16,7 +16,7 @@ from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.actions import Action
 from mlwarden.domain.digests import Digest
 from mlwarden.domain.events import DetailValue, Resource
-from mlwarden.errors import GateBlocked, IntegrityError, NotFound, UsageError
+from mlwarden.errors import GateBlocked, IntegrityError, NotFound, PermissionDenied, UsageError
 from mlwarden.registry.refs import ModelRef, Stage, check_alias, check_model_name
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.dataset_changes import new_id
@@ -43,6 +43,7 @@ from mlwarden.service.model_store import (
     require_model,
     resolve_version,
     stage_history,
+    unaccepted_inputs,
     versions_of,
 )
 from mlwarden.store.tables import model_evaluations, model_versions, models, run_artifacts, run_ends, runs
@@ -207,14 +208,15 @@ class RegistryService:
         project = self._project(project)
         parsed = ModelRef.parse(ref)
 
-        def fetch(conn: Connection) -> dict[str, Any]:
-            model_id = require_model(conn, project, parsed.name)
+        def fetch(conn: Connection) -> tuple[dict[str, Any], ModelVersion]:
             version = resolve_version(conn, project, parsed)
+            model_id = version.model_id
             shown = describe(conn, version)
+            stages = current_stages(conn, model_id)
             shown["versions"] = [
                 {
                     "version": v.version,
-                    "stage": current_stages(conn, model_id)[v.version].value,
+                    "stage": stages[v.version].value,
                     "digest": v.digest,
                     "external": v.external,
                     "created_at": v.created_at,
@@ -222,10 +224,9 @@ class RegistryService:
                 for v in versions_of(conn, model_id)
             ]
             shown["history"] = stage_history(conn, model_id)
-            return shown
+            return shown, version
 
-        shown = self._ctx.door.read(self._ctx.actor, Action.MODEL_READ, self._target(project, parsed), fetch)
-        version = self._version(project, parsed)
+        shown, version = self._ctx.door.read(self._ctx.actor, Action.MODEL_READ, self._target(project, parsed), fetch)
         found = problems(self._ctx, version)
         shown["signature"] = {"status": "valid" if not found else "invalid", "problems": found}
         return shown
@@ -290,20 +291,25 @@ class RegistryService:
         version = self._version(project, parsed)
         found = problems(self._ctx, version)
 
+        refused: list[bool] = []  # set when the door allowed the hand-out and this check refused it
+
         def apply(conn: Connection) -> Applied[ModelVersion]:
             current = resolve_version(conn, project, parsed)
-            if found or current.digest != version.digest:
-                raise Refusal(f"{version.ref} does not verify: {'; '.join(found) or 'it changed'}")
+            if found:
+                refused.append(True)
+                raise Refusal(f"{version.ref} does not verify: {'; '.join(found)}")
+            if current.digest != version.digest:
+                raise Refusal(f"{version.ref} changed while it was being checked")
             return Applied(current, digest_after=current.digest, details={"what": what, "ref": current.ref})
 
         try:
             return self._ctx.door.run(self._ctx.actor, Action.MODEL_PULL, self._target(project, parsed), apply)
-        except Exception as exc:
-            if found:
+        except PermissionDenied:
+            if refused:  # audited as a denied hand-out; said as what it is
                 raise IntegrityError(
                     f"refusing to hand out {version.ref}: {'; '.join(found)}",
                     hint="the registry's copy changed outside mlwarden: see `mlwarden model verify`, `audit verify`",
-                ) from exc
+                ) from None
             raise
 
     # -- evaluations and aliases -----------------------------------------------------------------------
@@ -445,7 +451,7 @@ class RegistryService:
         from dataclasses import asdict
 
         from mlwarden.registry.refs import parse_stage
-        from mlwarden.service.promotion import _checked, plan_for, rule_for
+        from mlwarden.service.promotion import checked_requirements, plan_for, rule_for
 
         project = self._project(project)
         parsed, stage = ModelRef.parse(ref), parse_stage(to)
@@ -458,7 +464,7 @@ class RegistryService:
         found = problems(self._ctx, plan.version)
 
         def fetch(conn: Connection) -> dict[str, Any]:
-            checked = _checked(conn, plan, found)
+            checked = checked_requirements(conn, plan, found)
             rule, needed = rule_for(conn, plan)
             return {
                 "ref": plan.version.ref,
@@ -643,20 +649,10 @@ def _lineage(conn: Connection, project: str, run_id: str, files: list[dict[str, 
     if missing:
         raise Refusal(f"run {run_id} did not log {', '.join(missing[:3])}: the model is not that run's output")
     details = _details(conn, run_id)
-    _refuse_unaccepted_inputs(conn, project, run_id, details["inputs"])
+    refused = unaccepted_inputs(conn, project, details["inputs"])
+    if refused:
+        raise Refusal(f"run {run_id} trained on data the gate does not accept: {'; '.join(refused)}")
     return {"inputs": details["inputs"], "metrics": details["metrics"]}
-
-
-def _refuse_unaccepted_inputs(conn: Connection, project: str, run_id: str, inputs: list[dict[str, Any]]) -> None:
-    from mlwarden.data.versions import Reference
-    from mlwarden.service.dataset_store import resolve
-    from mlwarden.service.gate_store import version_status
-
-    for used in inputs:
-        dataset, version = resolve(conn, project, Reference.parse(f"{used['dataset']}@{used['version']}"))
-        status = version_status(conn, dataset, version)
-        if status != "accepted" or str(version.digest) != used["digest"]:
-            raise Refusal(f"run {run_id} trained on {version.ref}, which is {status} by the ingestion gate")
 
 
 def _format_of(path: Path) -> str:

@@ -31,10 +31,9 @@ from mlwarden.service.model_store import (
     ModelVersion,
     current_stages,
     insert_stage,
-    model_resource,
     production_versions,
-    require_model,
     resolve_version,
+    unaccepted_inputs,
     version_row,
 )
 from mlwarden.store.tables import model_policies
@@ -130,16 +129,7 @@ def requirements(conn: Connection, plan: Plan, rule: StagePolicy, file_problems:
 
 
 def _training_data(conn: Connection, version: ModelVersion) -> Requirement:
-    from mlwarden.data.versions import Reference
-    from mlwarden.service.dataset_store import resolve
-    from mlwarden.service.gate_store import version_status
-
-    bad = []
-    for used in version.inputs:
-        dataset, data = resolve(conn, version.project, Reference.parse(f"{used['dataset']}@{used['version']}"))
-        status = version_status(conn, dataset, data)
-        if status != "accepted" or str(data.digest) != used["digest"]:
-            bad.append(f"{data.ref} is {status}")
+    bad = unaccepted_inputs(conn, version.project, version.inputs)
     shown = ", ".join(f"{u['dataset']}@{u['version']}" for u in version.inputs) or "none on record"
     return Requirement("training_data", not bad, "; ".join(bad) or f"accepted by the gate: {shown}")
 
@@ -280,7 +270,9 @@ def request_or_move(ctx: ServiceContext, plan: Plan, step_up: StepUp, totp: str 
     if plan.to is Stage.PRODUCTION:
         step_up(totp, Action.MODEL_PROMOTE, resource)
     # Read as MODEL_READ: a MODEL_PROMOTE decision here would consume the step-up the change needs.
-    checked = ctx.door.read(ctx.actor, Action.MODEL_READ, resource, lambda conn: _checked(conn, plan, found))
+    checked = ctx.door.read(
+        ctx.actor, Action.MODEL_READ, resource, lambda conn: checked_requirements(conn, plan, found)
+    )
     failed = [r for r in checked if not r.ok]
     if failed:
         reason = f"{plan.version.ref} cannot enter {plan.to}: " + "; ".join(f"{r.name}: {r.detail}" for r in failed)
@@ -323,7 +315,8 @@ def request_or_move(ctx: ServiceContext, plan: Plan, step_up: StepUp, totp: str 
     return ctx.door.run(ctx.actor, Action.MODEL_PROMOTE, resource, apply)
 
 
-def _checked(conn: Connection, plan: Plan, found: list[str]) -> list[Requirement]:
+def checked_requirements(conn: Connection, plan: Plan, found: list[str]) -> list[Requirement]:
+    """Whether the move is allowed, then every requirement of the target stage but the approvals."""
     try:
         check_move(conn, plan)
         move = Requirement("stage", True, f"{plan.version.ref} may move to {plan.to}")
@@ -338,14 +331,13 @@ def _checked_again(conn: Connection, plan: Plan, found: list[str]) -> ModelVersi
     current = version_row(conn, plan.version.project, plan.version.name, plan.version.version)
     if current.digest != plan.version.digest:
         raise Refusal(f"{current.ref} changed while it was being checked")
-    failed = [r for r in _checked(conn, plan, found) if not r.ok]
+    failed = [r for r in checked_requirements(conn, plan, found) if not r.ok]
     if failed:
         raise Refusal(f"{current.ref}: " + "; ".join(f"{r.name}: {r.detail}" for r in failed))
     return current
 
 
 def plan_for(conn: Connection, project: str, ref: ModelRef, to: Stage, *, rollback: bool = False) -> Plan:
-    require_model(conn, project, ref.name)
     return Plan(resolve_version(conn, project, ref), to, rollback)
 
 
@@ -360,10 +352,6 @@ def _promote_approved(
         raise Refusal(f"request {request.id} was for other content than {current.ref} has now: a stale approval")
     _checked_again(conn, plan, problems(ctx, current))
     return transition(conn, plan, request.author, request.id)
-
-
-def model_target(project: str, name: str) -> Resource:
-    return model_resource(project, name)
 
 
 approvals.on_approved(PROMOTE_KIND, _promote_approved)
