@@ -259,3 +259,28 @@ def test_references_aliases_and_compare(team: dict[str, Person]) -> None:
     for bad in ("scorer@0", "../x", "scorer@Prod!"):
         with pytest.raises(UsageError):
             vic.ws.models.show(bad, project=PROJECT)
+
+
+def test_audit_verify_names_registry_rows_changed_in_the_database(team: dict[str, Person]) -> None:
+    from sqlalchemy import insert
+
+    from mlwarden.store.tables import model_aliases, model_stages
+
+    alice, root = team["alice"], team["root"].ws
+    made = _to_staging(alice)
+    alice.ws.models.set_alias("scorer@1", "champion", project=PROJECT)
+    alice.ws.models.evaluate("scorer@1", "points@1", project=PROJECT)
+    assert root.audit.verify().ok
+    model_id = alice.ws.models.show("scorer@1", project=PROJECT)["history"][0]["model_id"]
+    with root._ctx.db.write() as conn:  # noqa: SLF001 - an insider skips the approval
+        conn.execute(
+            insert(model_stages).values(
+                model_id=model_id, seq=99, version=made["version"], stage="production", actor="alice", at="2026-01-01"
+            )
+        )
+        conn.execute(
+            insert(model_aliases).values(model_id=model_id, seq=99, alias="shadow", version=1, actor="x", at="t")
+        )
+    problems = [p.message for p in root.audit.verify().problems]
+    assert any("model stage 'fraud/scorer@1'" in m and "stage" in m for m in problems), problems
+    assert any("model alias 'fraud/scorer@shadow'" in m for m in problems), problems

@@ -3,6 +3,7 @@ transaction). A version's stage is the newest row of its model's stage history t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -68,6 +69,12 @@ def unaccepted_inputs(conn: Connection, project: str, inputs: list[dict[str, Any
         elif status != "accepted":
             found.append(f"{version.ref} is {status} by the ingestion gate")
     return found
+
+
+def metrics_digest(metrics: dict[str, float]) -> str:
+    """What an evaluation's audit event commits to: SHA-256 over its metrics as canonical JSON."""
+    canonical = json.dumps(metrics, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def model_resource(project: str, name: str) -> Resource:

@@ -37,6 +37,7 @@ from mlwarden.service.model_store import (
     current_stages,
     insert_alias,
     insert_stage,
+    metrics_digest,
     model_id_of,
     model_resource,
     next_version,
@@ -336,9 +337,10 @@ class RegistryService:
 
         def apply(conn: Connection) -> Applied[dict[str, Any]]:
             current = resolve_version(conn, project, ModelRef(version.name, version.version))
+            evaluation = new_id("eval_")
             conn.execute(
                 insert(model_evaluations).values(
-                    id=new_id("eval_"),
+                    id=evaluation,
                     model_id=current.model_id,
                     version=current.version,
                     model_digest=current.digest,
@@ -358,7 +360,10 @@ class RegistryService:
                 "metrics": metrics,
             }
             details: dict[str, DetailValue] = {
+                "evaluation": evaluation,
+                "version": current.version,
                 "dataset": data["ref"],
+                "metrics": metrics_digest(metrics),
                 **{f"metric.{k}": f"{v:.6g}" for k, v in metrics.items()},
             }
             return Applied(value, digest_after=current.digest, details=details)

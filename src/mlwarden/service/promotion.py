@@ -289,8 +289,11 @@ def request_or_move(ctx: ServiceContext, plan: Plan, step_up: StepUp, totp: str 
             "requirements": [asdict(r) for r in checked],
         }
         if needed == 0:
-            value.update(transition(conn, plan, ctx.actor.name, None), status="moved")
-            return Applied(value, digest_after=current.digest, details={"to": plan.to.value, "status": "moved"})
+            moved = transition(conn, plan, ctx.actor.name, None)
+            value.update(moved, status="moved")
+            return Applied(
+                value, digest_after=current.digest, details={"to": plan.to.value, "status": "moved", **moved}
+            )
         request_id = approvals.open_request(
             conn,
             kind=PROMOTE_KIND,
