@@ -71,6 +71,8 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     "RegistryService.promote": lambda ws: ws.models.promote("m@1", "staging", project="fraud"),
     "RegistryService.rollback": lambda ws: ws.models.rollback("m", 1, project="fraud"),
     "RegistryService.set_policy": lambda ws: ws.models.set_policy(_POLICY, project="fraud"),
+    "DefenseService.scan": lambda ws: ws.defense.scan("tx@2", project="fraud"),
+    "DefenseService.forensics": lambda ws: ws.defense.forensics("tx@2", project="fraud"),
     "ScanService.allow": lambda ws: ws.scans.allow("mypkg.layers:Custom", reason="ours"),
     "ScanService.disallow": lambda ws: ws.scans.disallow("mypkg.layers:Reviewed"),
 }

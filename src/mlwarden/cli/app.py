@@ -39,6 +39,7 @@ GROUPS: dict[str, tuple[str, str]] = {
     "allowlist": ("allowlist_cmds", "allowlist_app"),
     "run": ("run_cmds", "run_app"),
     "model": ("model_cmds", "model_app"),
+    "defend": ("defend_cmds", "defend_app"),
 }
 _ROOT_OPTIONS_WITH_VALUE = ("--workspace", "-w")
 

@@ -96,7 +96,7 @@ def _data(out: Output, alice: Workspace) -> int:
     digests = demo_data.ingest(out, alice)
     _step(out, "7. the ingestion gate: a label shift quarantined, a broken contract rejected")
     failures = demo_data.gate(out, alice)
-    _step(out, "8. forensics: the labels moved; diff and blame trace it to one source")
+    _step(out, "8. forensics: diff and blame trace the moved labels to one source; the detectors agree")
     failures += demo_data.forensics(out, alice)
     _step(out, "9. revert the poisoned source: a new version, recorded with what it undid")
     return failures + demo_data.revert(out, alice, digests)

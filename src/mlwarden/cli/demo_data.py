@@ -90,7 +90,25 @@ def forensics(out: Output, steward: Workspace) -> int:
     out.line(f"blame --where '{where}': {blamed['matched']} rows, from {sorted(sources)}")
     for row in blamed["rows"]:
         out.line(f"  row {row['position']} {row['row_digest'][:23]}… by {row['actor']} at {row['ingested_at']}")
-    return 0 if sources == {"labeler-x"} else 1
+    return (0 if sources == {"labeler-x"} else 1) + _defend(out, steward)
+
+
+def _defend(out: Output, steward: Workspace) -> int:
+    """Without knowing what to look for: the detectors rank the sources and propose the revert."""
+    found = steward.defense.forensics(f"{DATASET}@3", project=PROJECT)
+    ranked = ", ".join(f"{r['group']} {r['flagged']}/{r['rows']}" for r in found["ranking"])
+    out.line(f"defend forensics (flagged rows per source): {ranked}")
+    what_if = found.get("what_if", {})
+    if "gain_without" in what_if:
+        out.line(
+            f"  without {what_if['dropped']}: accuracy {what_if['accuracy_with']:.3f}"
+            f" -> {what_if['accuracy_without']:.3f} on the other sources' held-out rows"
+        )
+    ok = found["suspected"][:1] == ["labeler-x"]
+    out.line(
+        Text(f"  suspected: {found['suspected']}; proposed: {found['revert']}", style="green" if ok else "bold red")
+    )
+    return 0 if ok else 1
 
 
 def revert(out: Output, steward: Workspace, digests: list[str]) -> int:

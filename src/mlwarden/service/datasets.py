@@ -22,7 +22,7 @@ from mlwarden.data.versions import Reference, validate_dataset_name
 from mlwarden.defense.policy import Judgement, Verdict
 from mlwarden.domain.actions import Action
 from mlwarden.domain.digests import Digest
-from mlwarden.domain.events import Resource
+from mlwarden.domain.events import DetailValue, Resource
 from mlwarden.errors import ContractMismatch, GateBlocked, NotFound, UsageError
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.dataset_changes import (
@@ -333,16 +333,7 @@ class DatasetService:
         }
 
     def _hand_out(self, ref: str, project: str | None, what: str) -> Snapshot:
-        project = chosen_project(project, self._ctx.config.default_project)
-        parsed = Reference.parse(ref)
-
-        def apply(conn: Connection) -> Applied[Snapshot]:
-            snapshot = _snapshot(conn, project, parsed)
-            return Applied(
-                snapshot, digest_after=str(snapshot.version.digest), details={"what": what, "ref": snapshot.version.ref}
-            )
-
-        return self._ctx.door.run(self._ctx.actor, Action.DATA_EXPORT, ref_target(project, parsed), apply)
+        return hand_out(self._ctx, ref, project, what)
 
     # -- metadata reads ----------------------------------------------------------------------------------
 
@@ -391,6 +382,19 @@ class DatasetService:
 
         target = Resource("dataset", f"{project}/*", project)
         return self._ctx.door.read(self._ctx.actor, Action.DATA_READ, target, fetch)
+
+
+def hand_out(ctx: ServiceContext, ref: str, project: str | None, what: str) -> Snapshot:
+    """A version whose rows are about to be handed out, authorized and audited as ``data.export``."""
+    project = chosen_project(project, ctx.config.default_project)
+    parsed = Reference.parse(ref)
+
+    def apply(conn: Connection) -> Applied[Snapshot]:
+        snapshot = _snapshot(conn, project, parsed)
+        details: dict[str, DetailValue] = {"what": what, "ref": snapshot.version.ref}
+        return Applied(snapshot, digest_after=str(snapshot.version.digest), details=details)
+
+    return ctx.door.run(ctx.actor, Action.DATA_EXPORT, ref_target(project, parsed), apply)
 
 
 def _snapshot(conn: Connection, project: str, ref: Reference) -> Snapshot:

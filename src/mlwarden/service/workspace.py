@@ -33,6 +33,7 @@ from mlwarden.store.tables import workspace_meta
 
 if TYPE_CHECKING:
     from mlwarden.service.datasets import DatasetService
+    from mlwarden.service.defense import DefenseService
     from mlwarden.service.models import RegistryService
     from mlwarden.service.quality import QualityService
     from mlwarden.service.scans import ScanService
@@ -90,6 +91,13 @@ class Workspace:
     def load_model(self, ref: str, *, project: str | None = None) -> Any:
         """A registered model, loaded only after its signature and every file verify."""
         return self.models.load(ref, project=project)
+
+    @cached_property
+    def defense(self) -> DefenseService:
+        """Poison hunting in a dataset version: suspicious rows, suspected sources, the revert."""
+        from mlwarden.service.defense import DefenseService
+
+        return DefenseService(self._ctx)
 
     @cached_property
     def scans(self) -> ScanService:
