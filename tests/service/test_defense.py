@@ -78,3 +78,38 @@ def test_bad_arguments(poisoned: dict[str, Person]) -> None:
         alice.defense.scan("pts@3", project=PROJECT, label_column="nope")
     with pytest.raises(UsageError, match="limit"):
         alice.defense.scan("pts@3", project=PROJECT, limit=-1)
+
+
+def test_a_trusted_version_is_the_reference_and_retraining_detectors_run(poisoned: dict[str, Person]) -> None:
+    sam, alice = poisoned["sam"], poisoned["alice"].ws
+    with pytest.raises(PermissionDenied, match="TOTP"):
+        sam.ws.defense.trust("pts@2", project=PROJECT)
+    marked = sam.ws.defense.trust("pts@2", project=PROJECT, totp=sam.code(), note="two audited vendors")
+    assert marked["version"] == 2 and alice.defense.trusted("pts", project=PROJECT)["note"] == "two audited vendors"
+    found = alice.defense.forensics("pts@3", project=PROJECT)
+    assert found["trusted"] == "pts@2" and found["suspected"] == ["vendor-c"]
+    runs = {d["name"] for d in alice.defense.scan("pts@3", project=PROJECT, limit=1)["detectors"]}
+    assert {"provenance", "roni"} <= runs
+    sam.ws.defense.untrust("pts", project=PROJECT)
+    assert alice.defense.trusted("pts", project=PROJECT) is None
+    assert poisoned["root"].ws.audit.verify().ok
+
+
+def test_only_an_accepted_version_is_trusted_and_a_forged_mark_is_named(poisoned: dict[str, Person]) -> None:
+    from sqlalchemy import insert, text
+
+    from mlwarden.store.tables import dataset_trust
+
+    sam, root, alice = poisoned["sam"], poisoned["root"].ws, poisoned["alice"].ws
+    shifted = batch(400, seed=8).assign(f0=lambda f: f["f0"] + 6)
+    assert sam.ws.data.add("pts", shifted, source="vendor-z", project=PROJECT).verdict == "quarantined"
+    with pytest.raises(PermissionDenied, match="quarantined"):
+        sam.ws.defense.trust("pts@4", project=PROJECT, totp=sam.code())
+    with pytest.raises(PermissionDenied):  # an engineer does not decide what the defenses trust
+        alice.defense.trust("pts@1", project=PROJECT, totp=poisoned["alice"].code())
+    with root._ctx.db.write() as conn:  # noqa: SLF001 - an insider marks the poisoned version trusted
+        dataset_id = conn.execute(text("SELECT id FROM datasets WHERE name = 'pts'")).scalar()
+        row = {"dataset_id": dataset_id, "seq": 1, "version": 4, "digest": "sha256:" + "1" * 64}
+        conn.execute(insert(dataset_trust).values(**row, actor="sam", at="2026-01-01"))
+    problems = [p.message for p in root.audit.verify().problems]
+    assert any("trusted version 'fraud/pts'" in m for m in problems), problems

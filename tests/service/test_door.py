@@ -73,6 +73,8 @@ CALLS: dict[str, Callable[[Workspace], Any]] = {
     "RegistryService.set_policy": lambda ws: ws.models.set_policy(_POLICY, project="fraud"),
     "DefenseService.scan": lambda ws: ws.defense.scan("tx@2", project="fraud"),
     "DefenseService.forensics": lambda ws: ws.defense.forensics("tx@2", project="fraud"),
+    "DefenseService.trust": lambda ws: ws.defense.trust("tx@2", project="fraud"),
+    "DefenseService.untrust": lambda ws: ws.defense.untrust("tx", project="fraud"),
     "ScanService.allow": lambda ws: ws.scans.allow("mypkg.layers:Custom", reason="ours"),
     "ScanService.disallow": lambda ws: ws.scans.disallow("mypkg.layers:Reviewed"),
 }
@@ -128,6 +130,7 @@ READS: dict[str, Callable[[Workspace], Any]] = {
     "QualityService.contract": lambda ws: ws.quality.contract("tx", project="fraud"),
     "QualityService.policy": lambda ws: ws.quality.policy("tx", project="fraud"),
     "QualityService.documents": lambda ws: ws.quality.documents("tx", project="fraud"),
+    "DefenseService.trusted": lambda ws: ws.defense.trusted("tx", project="fraud"),
     "RegistryService.list_models": lambda ws: ws.models.list_models(project="fraud"),
     "RegistryService.show": lambda ws: ws.models.show("m@1", project="fraud"),
     "RegistryService.verify": lambda ws: ws.models.verify("m@1", project="fraud"),
@@ -286,6 +289,20 @@ def _prepare_data(ws: Workspace) -> None:
     ws.data.add("tx", _rows(5, start=5), source="vendor-b", project="fraud")
     _RUNS[ws.root] = ws.runs.start_run("fraud", "prepared", capture=False).id
     _prepare_models(ws)
+    _prepare_trust(ws)
+
+
+def _prepare_trust(ws: Workspace) -> None:
+    """tx@1 trusted already (for untrust), and the step-up that trusting tx@2 consumes."""
+    from mlwarden.access.policy import step_up_key
+    from mlwarden.domain.events import Resource
+
+    for ref in ("tx@1", "tx@2"):
+        digest = ws.data.show(ref, project="fraud")["version"]["digest"]
+        resource = Resource("dataset", "fraud/tx", "fraud", attributes=(("digest", digest),))
+        ws.mfa.step_up(_mfa_code(ws), "data.trust", step_up_key(resource))
+        if ref == "tx@1":
+            ws.defense.trust(ref, project="fraud")
 
 
 _RUNS: dict[Any, str] = {}

@@ -188,6 +188,8 @@ def needs_step_up(actor: Actor, action: Action, resource: Resource) -> bool:
         return True
     if action is Action.MODEL_PROMOTE:  # what reaches production is asked for with a second factor
         return resource.attribute("stage") == "production"
+    if action is Action.DATA_TRUST:  # marking rows trusted, not withdrawing the mark
+        return resource.attribute("digest") is not None
     others = resource.owner != actor.user_id
     if action is Action.MFA_DISABLE:
         return others

@@ -47,6 +47,9 @@ PROJECT_MATRIX: Mapping[Action, frozenset[Role]] = {
     Action.DATA_UNPROTECT: frozenset({Role.ADMIN}),
     # The contract and the gate policy decide what gets in: the people who own the data.
     Action.DATA_POLICY: frozenset({Role.DATA_STEWARD, Role.ADMIN}),
+    # What the defenses measure against: poison in a trusted version would hide its like (marking it
+    # takes a step-up; withdrawing the mark does not).
+    Action.DATA_TRUST: frozenset({Role.DATA_STEWARD, Role.ADMIN}),
     Action.RUN_READ: ALL_ROLES,
     # Training: the engineers' work. A run's later logs need the same role as its start.
     Action.RUN_START: frozenset({Role.ML_ENGINEER, Role.ADMIN}),
@@ -82,6 +85,13 @@ STEP_UP_ACTIONS = frozenset(
 )
 
 
+# Step-ups that depend on the change (access/policy.py needs_step_up decides): shown in the matrix.
+CONDITIONAL_STEP_UPS: Mapping[Action, str] = {
+    Action.MODEL_PROMOTE: "TOTP to production",
+    Action.DATA_TRUST: "TOTP to mark",
+}
+
+
 def matrix_markdown() -> str:
     """The matrix as a Markdown table (docs/access.md embeds it; a test keeps the two equal)."""
     roles = list(Role)
@@ -92,6 +102,6 @@ def matrix_markdown() -> str:
     for action, allowed in PROJECT_MATRIX.items():
         cells = ["yes" if role in allowed else "" for role in roles]
         admin = "yes" if action in WORKSPACE_ADMIN_ACTIONS else ""
-        step_up = "TOTP" if action in STEP_UP_ACTIONS else ""
+        step_up = "TOTP" if action in STEP_UP_ACTIONS else CONDITIONAL_STEP_UPS.get(action, "")
         lines.append(f"| `{action}` | " + " | ".join(cells) + f" | {admin} | {step_up} |")
     return "\n".join(lines) + "\n"

@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from mlwarden.cli.common import DefaultProjectOption, JsonOption, RefArgument, open_cli_workspace, output
+from mlwarden.cli.access_cmds import TotpOption
+from mlwarden.cli.common import (
+    DatasetArgument,
+    DefaultProjectOption,
+    JsonOption,
+    RefArgument,
+    open_cli_workspace,
+    output,
+)
 from mlwarden.cli.render import Output
 
 defend_app = typer.Typer(
@@ -90,6 +98,11 @@ def _forensics_text(out: Output, found: dict[str, Any]) -> None:
             for r in found["ranking"]
         ],
     )
+    out.line(
+        f"measured against the trusted version {found['trusted']}"
+        if found["trusted"]
+        else "no trusted version: each source judged against the others (see `mlwarden defend trust`)"
+    )
     if found["revert"]:
         out.line(f"to drop it: {found['revert']}")
     what_if = found.get("what_if") or {}
@@ -98,3 +111,52 @@ def _forensics_text(out: Output, found: dict[str, Any]) -> None:
             f"what if: a logistic regression without {what_if['dropped']} scores {what_if['accuracy_without']:.3f}"
             f" on the other sources' held-out rows, {what_if['accuracy_with']:.3f} with it"
         )
+
+
+@defend_app.command("trust")
+def defend_trust(
+    ref: RefArgument,
+    totp: TotpOption = None,
+    note: Annotated[str | None, typer.Option("--note", help="Why these rows can be trusted.")] = None,
+    project: DefaultProjectOption = None,
+    json_mode: JsonOption = False,
+) -> None:
+    """Mark an accepted version as the dataset's trusted rows (needs --totp): forensics then measure every
+    row, and each source's harm to a model, against it."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        marked = ws.defense.trust(ref, project=project, totp=totp, note=note)
+    if json_mode:
+        out.emit(marked)
+        return
+    out.line(f"{marked['dataset']}@{marked['version']} is the trusted version ({marked['digest']})")
+
+
+@defend_app.command("untrust")
+def defend_untrust(
+    dataset: DatasetArgument, project: DefaultProjectOption = None, json_mode: JsonOption = False
+) -> None:
+    """Withdraw the dataset's trusted version."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        done = ws.defense.untrust(dataset, project=project)
+    if json_mode:
+        out.emit(done)
+        return
+    out.line(f"{done['dataset']} has no trusted version now")
+
+
+@defend_app.command("trusted")
+def defend_trusted(
+    dataset: DatasetArgument, project: DefaultProjectOption = None, json_mode: JsonOption = False
+) -> None:
+    """The dataset's trusted version: which, by whom, when and why."""
+    out = output(json_mode)
+    with open_cli_workspace() as ws:
+        found = ws.defense.trusted(dataset, project=project)
+    if json_mode:
+        out.emit(found)
+    elif found is None:
+        out.line(f"{dataset} has no trusted version")
+    else:
+        out.line(f"{dataset}@{found['version']} {found['digest']}, marked by {found['actor']} at {found['at']}")

@@ -24,7 +24,9 @@ from mlwarden.defense.detectors import (
     Detector,
     DuplicateFlood,
     Encoded,
+    GroupRoni,
     KnnLabels,
+    ProvenanceDefense,
     ReferenceOutliers,
     RowScores,
     SpectralSignature,
@@ -90,9 +92,12 @@ class GroupRank:
         }
 
 
-def scan_table(table: pa.Table, label: str | None, groups: Sequence[str]) -> Scan:
-    """Score every row of ``table`` (``groups``: each row's source or ingestion)."""
-    encoded = encode(table, None, label_column=label)
+def scan_table(table: pa.Table, label: str | None, groups: Sequence[str], trusted: pa.Table | None = None) -> Scan:
+    """Score every row of ``table`` (``groups``: each row's source or ingestion). With ``trusted`` rows
+    (a version marked trusted), the reference-needing detectors judge every row against them, and the
+    retraining detectors (provenance per group, RONI) measure harm on them; without, each group is judged
+    against the other groups."""
+    encoded = encode(table, trusted, label_column=label)
     group_ids = np.asarray(groups, dtype=object).astype(str)
     n = table.num_rows
     best, flagged = np.zeros(n), np.zeros(n, dtype=bool)
@@ -112,25 +117,39 @@ def scan_table(table: pa.Table, label: str | None, groups: Sequence[str]) -> Sca
 
 
 def _results(encoded: Encoded, groups: npt.NDArray[np.str_]) -> list[RowScores]:
-    X, y = encoded.X, _labels(encoded)  # noqa: N806
+    X, (y, y_ref) = encoded.X, _labels(encoded)  # noqa: N806
+    labelled = y is not None and len(set(y.tolist())) > 1
     results: list[RowScores] = []
-    if y is not None and len(set(y.tolist())) > 1:
+    if labelled:
         results += [ConfidentLabels("softmax").detect(X, y), KnnLabels().detect(X, y)]
     results.append(DuplicateFlood().detect(X, y, groups=groups))
-    against_others: list[Detector] = [ReferenceOutliers()]
-    if y is not None and len(set(y.tolist())) > 1:
-        against_others += [SpectralSignature(), ActivationClustering()]
-    if len(set(groups.tolist())) > 1:
-        results += [_each_against_the_rest(d, X, y, groups) for d in against_others]
+    referenced: list[Detector] = [ReferenceOutliers()]
+    if labelled:
+        referenced += [SpectralSignature(), ActivationClustering()]
+    if encoded.X_ref is not None and len(encoded.X_ref) >= MIN_GROUP_ROWS:
+        results += [d.detect(X, y, X_ref=encoded.X_ref, y_ref=y_ref) for d in referenced]
+        if labelled and y_ref is not None:
+            results += [d.detect(X, y, groups=groups, X_ref=encoded.X_ref, y_ref=y_ref) for d in _retraining(groups)]
+    elif len(set(groups.tolist())) > 1:
+        results += [_each_against_the_rest(d, X, y, groups) for d in referenced]
     return results
 
 
-def _labels(encoded: Encoded) -> npt.NDArray[np.int64] | None:
-    """The labels as class indices (whatever their type: ints, strings, booleans)."""
+def _retraining(groups: npt.NDArray[np.str_]) -> list[Detector]:
+    return [ProvenanceDefense(), GroupRoni()] if len(set(groups.tolist())) > 1 else [GroupRoni()]
+
+
+def _labels(encoded: Encoded) -> tuple[npt.NDArray[np.int64] | None, npt.NDArray[np.int64] | None]:
+    """The labels of the rows and of the trusted rows as class indices of one set (whatever their type)."""
     if encoded.y is None:
-        return None
-    index = {c: i for i, c in enumerate(sorted(set(encoded.y), key=lambda v: (str(type(v)), str(v))))}
-    return np.fromiter((index[v] for v in encoded.y), dtype=np.int64, count=len(encoded.y))
+        return None, None
+    both = list(encoded.y) + list(encoded.y_ref or [])
+    index = {c: i for i, c in enumerate(sorted(set(both), key=lambda v: (str(type(v)), str(v))))}
+
+    def codes(values: list[Any]) -> npt.NDArray[np.int64]:
+        return np.fromiter((index[v] for v in values), dtype=np.int64, count=len(values))
+
+    return codes(encoded.y), None if encoded.y_ref is None else codes(encoded.y_ref)
 
 
 def _each_against_the_rest(detector: Detector, X: Any, y: Any, groups: npt.NDArray[np.str_]) -> RowScores:  # noqa: N803
@@ -178,7 +197,7 @@ def what_if(table: pa.Table, label: str, groups: Sequence[str], drop: str, *, se
     encoded = encode(table, None, label_column=label)
     if encoded.y is None or encoded.X.shape[1] == 0:
         return {"dropped": drop, "note": "no label or no features: nothing to retrain"}
-    X, y = encoded.X, _labels(encoded)  # noqa: N806
+    X, (y, _) = encoded.X, _labels(encoded)  # noqa: N806
     assert y is not None  # noqa: S101 - checked above
     group_ids = np.asarray(groups, dtype=object).astype(str)
     rest = np.flatnonzero(group_ids != drop)

@@ -43,6 +43,7 @@ class Action(StrEnum):
     DATA_PROTECT = "data.protect"
     DATA_UNPROTECT = "data.unprotect"
     DATA_POLICY = "data.policy"  # set a dataset's contract or gate policy
+    DATA_TRUST = "data.trust"  # mark (or unmark) the version the poisoning defenses trust
     RUN_START = "run.start"
     RUN_LOG = "run.log"  # a batch of params, metrics and tags
     RUN_INPUT = "run.input"  # a dataset version the run trains on

@@ -105,9 +105,11 @@ class AuditService:
         report.problems.extend(reconcile_credentials(conn))
         report.problems.extend(reconcile_datasets(conn))
         report.problems.extend(reconcile_runs(conn))
+        from mlwarden.service.dataset_trust import reconcile_trust
         from mlwarden.service.reconcile_models import reconcile_models  # the registry loads on demand
 
         report.problems.extend(reconcile_models(conn))
+        report.problems.extend(reconcile_trust(conn))
         return report
 
     def _check_signer_state(self, report: VerifyReport) -> list[Problem]:

@@ -4,20 +4,90 @@ rows, so both are audited as ``data.export`` (what: "defend scan" / "defend fore
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Connection
+
+from mlwarden.data.versions import Reference
+from mlwarden.domain.actions import Action
+from mlwarden.domain.events import DetailValue, Resource
 from mlwarden.errors import UsageError
 from mlwarden.service.context import ServiceContext
 from mlwarden.service.dataset_reads import Snapshot, provenance_rows
-from mlwarden.service.door import access
+from mlwarden.service.dataset_store import chosen_project, dataset_target, ref_target, require_dataset, resolve
+from mlwarden.service.dataset_trust import insert_trust, trusted_version
+from mlwarden.service.door import Applied, Refusal, access, mutation
+
+StepUp = Callable[[str | None, Action, Resource], None]
 
 MAX_ROWS = 50_000  # a larger version is scanned through a uniform sample of this many rows (said so)
 GROUPINGS = ("source", "ingestion")
 
 
 class DefenseService:
-    def __init__(self, ctx: ServiceContext) -> None:
+    def __init__(self, ctx: ServiceContext, step_up: StepUp) -> None:
         self._ctx = ctx
+        self._step_up = step_up
+
+    # -- the trusted version ---------------------------------------------------------------------------
+
+    @mutation
+    def trust(
+        self, ref: str, *, project: str | None = None, totp: str | None = None, note: str | None = None
+    ) -> dict[str, Any]:
+        """Mark a version the gate accepted as the dataset's trusted rows (needs ``totp``): forensics then
+        measure every row, and each source's harm, against it."""
+        from mlwarden.service.gate_store import version_status
+
+        project = chosen_project(project, self._ctx.config.default_project)
+        parsed = Reference.parse(ref)
+
+        def found(conn: Connection) -> tuple[Resource, Any]:
+            dataset, version = resolve(conn, project, parsed)
+            status = version_status(conn, dataset, version)
+            if status != "accepted":
+                raise Refusal(f"{version.ref} is {status} by the ingestion gate: it cannot be trusted")
+            resource = dataset.resource()
+            return Resource(resource.type, resource.id, project, attributes=(("digest", str(version.digest)),)), version
+
+        resource, version = self._ctx.door.read(self._ctx.actor, Action.DATA_READ, ref_target(project, parsed), found)
+        self._step_up(totp, Action.DATA_TRUST, resource)
+
+        def apply(conn: Connection) -> Applied[dict[str, Any]]:
+            dataset, current = resolve(conn, project, Reference(version.dataset, number=version.number))
+            insert_trust(conn, dataset.id, current.number, str(current.digest), self._ctx.actor.name, note)
+            details: dict[str, DetailValue] = {"version": current.number, "note": note}
+            value = {"dataset": dataset.name, "version": current.number, "digest": str(current.digest)}
+            return Applied(value, digest_after=str(current.digest), details=details)
+
+        return self._ctx.door.run(self._ctx.actor, Action.DATA_TRUST, resource, apply)
+
+    @mutation
+    def untrust(self, name: str, *, project: str | None = None) -> dict[str, Any]:
+        """Withdraw the dataset's trusted version (forensics go back to judging each source by the rest)."""
+        project = chosen_project(project, self._ctx.config.default_project)
+
+        def apply(conn: Connection) -> Applied[dict[str, Any]]:
+            dataset = require_dataset(conn, project, name)
+            if trusted_version(conn, dataset.id) is None:
+                raise UsageError(f"dataset {name} has no trusted version")
+            insert_trust(conn, dataset.id, None, None, self._ctx.actor.name, None)
+            return Applied({"dataset": name, "version": None}, details={"version": None})
+
+        return self._ctx.door.run(self._ctx.actor, Action.DATA_TRUST, dataset_target(project, name), apply)
+
+    def trusted(self, name: str, *, project: str | None = None) -> dict[str, Any] | None:
+        """The dataset's trusted version (who marked it, when, why), or None."""
+        project = chosen_project(project, self._ctx.config.default_project)
+
+        def fetch(conn: Connection) -> dict[str, Any] | None:
+            found = trusted_version(conn, require_dataset(conn, project, name).id)
+            return None if found is None else {"dataset": name, **found.to_dict()}
+
+        return self._ctx.door.read(self._ctx.actor, Action.DATA_READ, dataset_target(project, name), fetch)
+
+    # -- scanning --------------------------------------------------------------------------------------
 
     @access
     def scan(
@@ -30,7 +100,7 @@ class DefenseService:
         if limit < 0:
             raise UsageError("--limit must be 0 or more")
         loaded = _Loaded(self._ctx, ref, project, label_column, "defend scan")
-        scan = scan_table(loaded.features, loaded.label, loaded.groups("source"))
+        scan = scan_table(loaded.features, loaded.label, loaded.groups("source"), loaded.trusted_rows)
         top = scan.top(limit)
         rows = provenance_rows(loaded.frame[top], loaded.snapshot.ingestions) if top else []
         for row, i in zip(rows, top, strict=True):
@@ -57,7 +127,7 @@ class DefenseService:
             raise UsageError(f"--by must be one of {', '.join(GROUPINGS)}")
         loaded = _Loaded(self._ctx, ref, project, label_column, "defend forensics")
         groups = loaded.groups(by)
-        ranks = rank_groups(scan_table(loaded.features, loaded.label, groups), groups)
+        ranks = rank_groups(scan_table(loaded.features, loaded.label, groups, loaded.trusted_rows), groups)
         suspects = [r.group for r in ranks if r.suspected]
         report: dict[str, Any] = {
             **loaded.header(),
@@ -91,6 +161,9 @@ class _Loaded:
         if self.label is not None and self.label not in frame.columns:
             raise UsageError(f"{self.snapshot.version.ref} has no column {self.label!r}", hint="check --label-column")
         self.features = frame.drop(PROVENANCE).to_arrow()
+        self.trusted = _trusted_rows(ctx, self.snapshot)
+        if self.trusted is not None and self.label is not None and self.label not in self.trusted[1].column_names:
+            self.trusted = None  # trusted rows without this label teach nothing about it
 
     def groups(self, by: str) -> list[str]:
         from mlwarden.data.frames import INGESTION
@@ -100,10 +173,15 @@ class _Loaded:
             return [str(i) for i in ingestions]
         return [self.snapshot.ingestions[i].source for i in ingestions]
 
+    @property
+    def trusted_rows(self) -> Any:
+        return None if self.trusted is None else self.trusted[1]
+
     def header(self) -> dict[str, Any]:
         judged = self.frame.height
         return {
             "version": self.snapshot.version.to_dict(),
+            "trusted": None if self.trusted is None else self.trusted[0],
             "label_column": self.label,
             "rows": self.total,
             "rows_judged": judged,
@@ -115,6 +193,25 @@ class _Loaded:
             ingestion = self.snapshot.ingestions[rank["group"]]
             rank.update(source=ingestion.source, actor=ingestion.actor, ingested_at=ingestion.created_at)
         return rank
+
+
+def _trusted_rows(ctx: ServiceContext, snapshot: Snapshot) -> tuple[str, Any] | None:
+    """The dataset's trusted version (its reference and rows, a uniform sample past MAX_ROWS), if any."""
+    import polars as pl
+
+    from mlwarden.data.compare import _frames
+    from mlwarden.data.frames import PROVENANCE
+
+    found = ctx.door.read(
+        ctx.actor, Action.DATA_READ, snapshot.dataset.resource(), lambda c: trusted_version(c, snapshot.dataset.id)
+    )
+    if found is None:
+        return None
+    version = next(v for v in snapshot.history if v.number == found.version)
+    frame = pl.concat(list(_frames(ctx.blobs, snapshot.view(version))), how="vertical")
+    if frame.height > MAX_ROWS:
+        frame = frame.sample(MAX_ROWS, seed=1)
+    return version.ref, frame.drop(PROVENANCE).to_arrow()
 
 
 def _revert_command(snapshot: Snapshot, by: str, suspects: list[str], project: str | None) -> str | None:

@@ -97,7 +97,7 @@ class Workspace:
         """Poison hunting in a dataset version: suspicious rows, suspected sources, the revert."""
         from mlwarden.service.defense import DefenseService
 
-        return DefenseService(self._ctx)
+        return DefenseService(self._ctx, step_up_with(self._ctx))
 
     @cached_property
     def scans(self) -> ScanService:

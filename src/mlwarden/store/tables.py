@@ -445,3 +445,15 @@ model_policies = Table(
     Column("actor", String(64), nullable=False),
     Column("at", String(32), nullable=False),
 )
+# The version of a dataset the poisoning defenses trust (0009); the newest row counts, version NULL: none.
+dataset_trust = Table(
+    "dataset_trust",
+    metadata,
+    Column("dataset_id", String(32), ForeignKey("datasets.id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("version", Integer, nullable=True),
+    Column("digest", String(80), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("actor", String(64), nullable=False),
+    Column("at", String(32), nullable=False),
+)

@@ -1,0 +1,73 @@
+"""Which version of a dataset the poisoning defenses trust: rows, kept append-only, and reconciled with
+the audit log (a trust mark written into the database is named by `audit verify`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select
+
+from mlwarden.audit.clock import format_ts, utcnow
+from mlwarden.audit.verify import Problem
+from mlwarden.domain.actions import Action
+from mlwarden.store.tables import dataset_trust, datasets
+
+
+@dataclass(frozen=True)
+class Trusted:
+    version: int
+    digest: str
+    actor: str
+    at: str
+    note: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "digest": self.digest, "actor": self.actor, "at": self.at, "note": self.note}
+
+
+def trusted_version(conn: Connection, dataset_id: str) -> Trusted | None:
+    query = select(dataset_trust).where(dataset_trust.c.dataset_id == dataset_id).order_by(dataset_trust.c.seq.desc())
+    row = conn.execute(query.limit(1)).mappings().first()
+    if row is None or row["version"] is None:
+        return None
+    return Trusted(int(row["version"]), row["digest"], row["actor"], row["at"], row["note"])
+
+
+def insert_trust(
+    conn: Connection, dataset_id: str, version: int | None, digest: str | None, actor: str, note: str | None
+) -> None:
+    seq = conn.execute(select(func.max(dataset_trust.c.seq)).where(dataset_trust.c.dataset_id == dataset_id)).scalar()
+    conn.execute(
+        insert(dataset_trust).values(
+            dataset_id=dataset_id,
+            seq=1 if seq is None else int(seq) + 1,
+            version=version,
+            digest=digest,
+            note=note,
+            actor=actor,
+            at=format_ts(utcnow()),
+        )
+    )
+
+
+def reconcile_trust(conn: Connection) -> list[Problem]:
+    """Each dataset's trusted version against the newest `data.trust` event about it."""
+    from mlwarden.service.reconcile import compare_rows, replay
+
+    @dataclass
+    class _Row:
+        seq: int
+        values: dict[str, object]
+
+    expected: dict[str, _Row] = {}
+    for seq, doc in replay(conn, [Action.DATA_TRUST]):
+        expected[doc["resource_id"]] = _Row(seq, {"digest": doc.get("digest_after")})
+    expected = {k: r for k, r in expected.items() if r.values["digest"] is not None}
+    names = {d: f"{p}/{n}" for d, p, n in conn.execute(select(datasets.c.id, datasets.c.project, datasets.c.name))}
+    found: dict[str, dict[str, object]] = {}
+    for dataset_id, name in names.items():
+        trusted = trusted_version(conn, dataset_id)
+        if trusted is not None:
+            found[name] = {"digest": trusted.digest}
+    return compare_rows("trusted version", found, expected, lambda row, field: row.values.get(field))
