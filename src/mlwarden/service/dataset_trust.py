@@ -53,16 +53,11 @@ def insert_trust(
 
 def reconcile_trust(conn: Connection) -> list[Problem]:
     """Each dataset's trusted version against the newest `data.trust` event about it."""
-    from mlwarden.service.reconcile import compare_rows, replay
+    from mlwarden.service.reconcile import LoggedRow, compare_logged, replay
 
-    @dataclass
-    class _Row:
-        seq: int
-        values: dict[str, object]
-
-    expected: dict[str, _Row] = {}
+    expected: dict[str, LoggedRow] = {}
     for seq, doc in replay(conn, [Action.DATA_TRUST]):
-        expected[doc["resource_id"]] = _Row(seq, {"digest": doc.get("digest_after")})
+        expected[doc["resource_id"]] = LoggedRow(seq, {"digest": doc.get("digest_after")})
     expected = {k: r for k, r in expected.items() if r.values["digest"] is not None}
     names = {d: f"{p}/{n}" for d, p, n in conn.execute(select(datasets.c.id, datasets.c.project, datasets.c.name))}
     found: dict[str, dict[str, object]] = {}
@@ -70,4 +65,4 @@ def reconcile_trust(conn: Connection) -> list[Problem]:
         trusted = trusted_version(conn, dataset_id)
         if trusted is not None:
             found[name] = {"digest": trusted.digest}
-    return compare_rows("trusted version", found, expected, lambda row, field: row.values.get(field))
+    return compare_logged("trusted version", found, expected)

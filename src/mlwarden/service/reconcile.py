@@ -222,6 +222,21 @@ def _compare_tokens(conn: Connection, expected: dict[str, _Token]) -> list[Probl
     return _compare("token", found, expected)
 
 
+@dataclass
+class LoggedRow:
+    """A row as the log says it must be, by field name, and the event that last set it."""
+
+    seq: int
+    values: dict[str, object]
+
+
+def compare_logged(
+    kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, LoggedRow]
+) -> list[Problem]:
+    """``compare_rows`` for rows replayed as ``LoggedRow``."""
+    return compare_rows(kind, found, expected, lambda row, name: row.values.get(name))
+
+
 class Replayed(Protocol):
     """A row as the log says it must be: the event that last set it, and its fields by name."""
 

@@ -21,24 +21,18 @@ from mlwarden.audit.verify import Problem
 from mlwarden.data.versions import manifest_digest, manifest_from_json
 from mlwarden.domain.actions import Action
 from mlwarden.service.dataset_store import CHANGE_KIND
-from mlwarden.service.reconcile import compare_rows, replay
+from mlwarden.service.reconcile import LoggedRow, compare_logged, replay
 from mlwarden.store.tables import dataset_gates, dataset_ingestions, dataset_versions, datasets
 
 _REPLAYED = [Action.DATA_ADD, Action.DATA_REVERT, Action.DATA_PROTECT, Action.DATA_UNPROTECT, Action.APPROVAL_APPROVE]
 
 
 @dataclass
-class _Row:
-    seq: int
-    values: dict[str, object]
-
-
-@dataclass
 class _Expected:
-    versions: dict[str, _Row] = field(default_factory=dict)  # "project/name@N"
-    ingestions: dict[str, _Row] = field(default_factory=dict)  # ingestion id
-    protection: dict[str, _Row] = field(default_factory=dict)  # "project/name"
-    gates: dict[str, _Row] = field(default_factory=dict)  # gate record id
+    versions: dict[str, LoggedRow] = field(default_factory=dict)  # "project/name@N"
+    ingestions: dict[str, LoggedRow] = field(default_factory=dict)  # ingestion id
+    protection: dict[str, LoggedRow] = field(default_factory=dict)  # "project/name"
+    gates: dict[str, LoggedRow] = field(default_factory=dict)  # gate record id
 
 
 def reconcile_datasets(conn: Connection) -> list[Problem]:
@@ -65,7 +59,7 @@ def _apply(doc: dict[str, Any], seq: int, expected: _Expected) -> None:
     action, details = doc["action"], doc["details"]
     if details.get("gate"):  # an ingestion's verdict, or an approver's acceptance of a quarantined one
         gate = {"verdict": details["verdict"], "ingestion": details["ingestion"]}
-        expected.gates[str(details["gate"])] = _Row(seq, gate)
+        expected.gates[str(details["gate"])] = LoggedRow(seq, gate)
     if action == Action.APPROVAL_APPROVE:
         if details.get("kind") != CHANGE_KIND or not details.get("applied"):
             return
@@ -75,18 +69,18 @@ def _apply(doc: dict[str, Any], seq: int, expected: _Expected) -> None:
             return
         dataset, digest = doc["resource_id"], doc["digest_after"]
     else:  # protect / unprotect
-        expected.protection[doc["resource_id"]] = _Row(
+        expected.protection[doc["resource_id"]] = LoggedRow(
             seq, {"protected": bool(details["protected"]), "required_approvals": int(details["required_approvals"])}
         )
         return
     if "version" not in details:
         return
-    expected.protection.setdefault(dataset, _Row(seq, {"protected": False, "required_approvals": 1}))
+    expected.protection.setdefault(dataset, LoggedRow(seq, {"protected": False, "required_approvals": 1}))
     version = {"digest": digest, "rows": details["rows"], "manifest": details["manifest"]}
-    expected.versions[f"{dataset}@{details['version']}"] = _Row(seq, version)
+    expected.versions[f"{dataset}@{details['version']}"] = LoggedRow(seq, version)
     if details.get("ingestion"):
         ingestion = {"segment": details["segment"], "rows": details["added_rows"], "source": details["source"]}
-        expected.ingestions[str(details["ingestion"])] = _Row(seq, ingestion)
+        expected.ingestions[str(details["ingestion"])] = LoggedRow(seq, ingestion)
 
 
 def _found_versions(conn: Connection) -> dict[str, dict[str, object]]:
@@ -130,5 +124,5 @@ def _found_protection(conn: Connection) -> dict[str, dict[str, object]]:
     }
 
 
-def _compare(kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, _Row]) -> list[Problem]:
-    return compare_rows(kind, found, expected, lambda row, name: row.values.get(name))
+def _compare(kind: str, found: Mapping[str, Mapping[str, object]], expected: Mapping[str, LoggedRow]) -> list[Problem]:
+    return compare_logged(kind, found, expected)

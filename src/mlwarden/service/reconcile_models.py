@@ -10,7 +10,6 @@ straight into production) or an alias repointed in the database is named here.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -20,7 +19,7 @@ from mlwarden.domain.actions import Action
 from mlwarden.registry.refs import Stage
 from mlwarden.service.model_store import current_aliases, current_stages, metrics_digest
 from mlwarden.service.promotion import PROMOTE_KIND
-from mlwarden.service.reconcile import compare_rows, replay
+from mlwarden.service.reconcile import LoggedRow, compare_logged, replay
 from mlwarden.store.tables import model_evaluations, model_policies, model_versions, models
 
 _REPLAYED = [
@@ -34,14 +33,8 @@ _REPLAYED = [
 _KINDS = ("model version", "model stage", "model alias", "model evaluation", "promotion policy")
 
 
-@dataclass
-class _Row:
-    seq: int
-    values: dict[str, object]
-
-
 def reconcile_models(conn: Connection) -> list[Problem]:
-    expected: dict[str, dict[str, _Row]] = {kind: {} for kind in _KINDS}
+    expected: dict[str, dict[str, LoggedRow]] = {kind: {} for kind in _KINDS}
     for seq, doc in replay(conn, _REPLAYED):
         try:
             _apply(doc, seq, expected)
@@ -50,16 +43,16 @@ def reconcile_models(conn: Connection) -> list[Problem]:
     expected["model alias"] = {k: r for k, r in expected["model alias"].items() if r.values["version"] is not None}
     problems: list[Problem] = []
     for kind, rows in _found(conn).items():
-        problems += compare_rows(kind, rows, expected[kind], lambda row, name: row.values.get(name))
+        problems += compare_logged(kind, rows, expected[kind])
     return problems
 
 
-def _apply(doc: dict[str, Any], seq: int, expected: dict[str, dict[str, _Row]]) -> None:
+def _apply(doc: dict[str, Any], seq: int, expected: dict[str, dict[str, LoggedRow]]) -> None:
     action, rid, details = doc["action"], doc["resource_id"], doc["details"]
     stages = expected["model stage"]
     if action == Action.MODEL_REGISTER:
-        expected["model version"][rid] = _Row(seq, {"digest": doc["digest_after"]})
-        stages[rid] = _Row(seq, {"stage": Stage.DEVELOPMENT.value})
+        expected["model version"][rid] = LoggedRow(seq, {"digest": doc["digest_after"]})
+        stages[rid] = LoggedRow(seq, {"stage": Stage.DEVELOPMENT.value})
     elif action == Action.MODEL_PROMOTE and details.get("status") == "moved":
         _moved(rid, details, seq, stages)
     elif (
@@ -70,21 +63,21 @@ def _apply(doc: dict[str, Any], seq: int, expected: dict[str, dict[str, _Row]]) 
         _moved(str(details["applied"]).removeprefix("model_version:"), details, seq, stages)
     elif action == Action.MODEL_ALIAS:
         version = None if details.get("removed") else int(details["version"])
-        expected["model alias"][f"{rid}@{details['alias']}"] = _Row(seq, {"version": version})
+        expected["model alias"][f"{rid}@{details['alias']}"] = LoggedRow(seq, {"version": version})
     elif action == Action.MODEL_EVALUATE:
         key = str(details["evaluation"])
-        expected["model evaluation"][key] = _Row(
+        expected["model evaluation"][key] = LoggedRow(
             seq, {"version": f"{rid}@{int(details['version'])}", "metrics": details["metrics"]}
         )
     elif action == Action.MODEL_POLICY:
-        expected["promotion policy"][rid] = _Row(seq, {"digest": doc["digest_after"]})
+        expected["promotion policy"][rid] = LoggedRow(seq, {"digest": doc["digest_after"]})
 
 
-def _moved(version_key: str, details: dict[str, Any], seq: int, stages: dict[str, _Row]) -> None:
-    stages[version_key] = _Row(seq, {"stage": str(details["stage"])})
+def _moved(version_key: str, details: dict[str, Any], seq: int, stages: dict[str, LoggedRow]) -> None:
+    stages[version_key] = LoggedRow(seq, {"stage": str(details["stage"])})
     model = version_key.rsplit("@", 1)[0]
     for replaced in filter(None, str(details.get("replaced") or "").split(",")):
-        stages[f"{model}@{int(replaced)}"] = _Row(seq, {"stage": Stage.ARCHIVED.value})
+        stages[f"{model}@{int(replaced)}"] = LoggedRow(seq, {"stage": Stage.ARCHIVED.value})
 
 
 def _found(conn: Connection) -> dict[str, dict[str, dict[str, object]]]:

@@ -10,28 +10,21 @@ event recorded.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, select
 
 from mlwarden.audit.verify import Problem
 from mlwarden.domain.actions import Action
-from mlwarden.service.reconcile import compare_rows, replay
+from mlwarden.service.reconcile import LoggedRow, compare_logged, replay
 from mlwarden.service.tracking import batch_digest
 from mlwarden.store.tables import run_artifacts, run_ends, run_inputs, run_metrics, run_params, run_tags, runs
 
 _REPLAYED = [Action.RUN_START, Action.RUN_LOG, Action.RUN_INPUT, Action.RUN_ARTIFACT, Action.RUN_END]
 
 
-@dataclass
-class _Row:
-    seq: int
-    values: dict[str, object]
-
-
 def reconcile_runs(conn: Connection) -> list[Problem]:
-    expected: dict[str, dict[str, _Row]] = {
+    expected: dict[str, dict[str, LoggedRow]] = {
         "run": {},
         "run batch": {},
         "run input": {},
@@ -58,22 +51,22 @@ def reconcile_runs(conn: Connection) -> list[Problem]:
     }
     problems: list[Problem] = []
     for kind, rows in found.items():
-        problems += compare_rows(kind, rows, expected[kind], lambda row, name: row.values.get(name))
+        problems += compare_logged(kind, rows, expected[kind])
     return problems
 
 
-def _apply(doc: dict[str, Any], seq: int, expected: dict[str, dict[str, _Row]]) -> None:
+def _apply(doc: dict[str, Any], seq: int, expected: dict[str, dict[str, LoggedRow]]) -> None:
     action, run_id, details = doc["action"], doc["resource_id"], doc["details"]
     if action == Action.RUN_START:
-        expected["run"][run_id] = _Row(seq, {"name": details["name"]})
+        expected["run"][run_id] = LoggedRow(seq, {"name": details["name"]})
     elif action == Action.RUN_LOG:
-        expected["run batch"][f"{run_id}#{int(details['batch'])}"] = _Row(seq, {"digest": doc["digest_after"]})
+        expected["run batch"][f"{run_id}#{int(details['batch'])}"] = LoggedRow(seq, {"digest": doc["digest_after"]})
     elif action == Action.RUN_INPUT:
-        expected["run input"][f"{run_id}:{int(details['version'])}"] = _Row(seq, {"digest": doc["digest_after"]})
+        expected["run input"][f"{run_id}:{int(details['version'])}"] = LoggedRow(seq, {"digest": doc["digest_after"]})
     elif action == Action.RUN_ARTIFACT:
-        expected["run artifact"][f"{run_id}/{details['name']}"] = _Row(seq, {"digest": doc["digest_after"]})
+        expected["run artifact"][f"{run_id}/{details['name']}"] = LoggedRow(seq, {"digest": doc["digest_after"]})
     elif action == Action.RUN_END:
-        expected["run end"][run_id] = _Row(seq, {"status": details["status"]})
+        expected["run end"][run_id] = LoggedRow(seq, {"status": details["status"]})
 
 
 def _batches(conn: Connection) -> dict[str, dict[str, object]]:
