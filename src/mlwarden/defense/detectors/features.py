@@ -7,8 +7,9 @@
   dropping the most frequent one, so a value the base never saw encodes like the most frequent one
   (an unseen category is the contract's and drift's business, not a poisoning signal). Columns with more
   values: the value's share in the base, standardised.
-* Skipped: times and dates (they move with every batch), identifiers (integers all distinct in the base)
-  and columns constant in both sides.
+* Skipped: times and dates (they move with every batch), identifiers (integers or strings all distinct
+  in the base: a new batch brings new ones, which says nothing about poisoning) and columns constant in
+  both sides.
 
 The base is the reference when there is one (both sides then live in the reference's coordinates), else
 the batch. Labels are returned as given (Python values), not encoded.
@@ -29,6 +30,7 @@ from mlwarden.defense.detectors.interface import Floats
 MAX_CATEGORIES = 20
 CLIP = 50.0
 MIN_ID_ROWS = 10
+SPREAD_FLOOR = 1e-9
 
 
 @dataclass(frozen=True)
@@ -105,12 +107,13 @@ def _numeric(kind: pa.DataType) -> bool:
 def _skip_reason(kind: pa.DataType, base: pa.ChunkedArray) -> str:
     if pa.types.is_temporal(kind):
         return "a time column: it moves with every batch"
-    if pa.types.is_integer(kind):
+    textual = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    if pa.types.is_integer(kind) or textual:
         values = base.drop_null()
         if len(values) >= MIN_ID_ROWS and len(values.unique()) == len(values):
             return "an identifier: every value is distinct"
         return ""
-    if _numeric(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if _numeric(kind):
         return ""
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_dictionary(kind):
         return ""
@@ -136,7 +139,7 @@ def _numbers(name: str, column: pa.ChunkedArray, reference: pa.Table | None) -> 
         finite = values[np.isfinite(values)]
     median = float(np.median(finite)) if len(finite) else 0.0
     q1, q3 = np.quantile(finite, [0.25, 0.75]) if len(finite) else (0.0, 0.0)
-    scale = float(q3 - q1) / 1.349 or (float(finite.std()) if len(finite) else 0.0) or 1.0
+    scale = _spread(float(q3 - q1) / 1.349, float(finite.std()) if len(finite) else 0.0, centre=median)
     parts: list[Part] = []
     missing = np.isnan(values)
     ref_missing = np.isnan(ref_values) if ref_values is not None else None
@@ -148,6 +151,15 @@ def _numbers(name: str, column: pa.ChunkedArray, reference: pa.Table | None) -> 
 
     parts.append((name, scaled(values), scaled(ref_values) if ref_values is not None else None))
     return parts
+
+
+def _spread(*candidates: float, centre: float) -> float:
+    """The first candidate spread that is more than float noise around ``centre``, else 1.
+
+    The standard deviation of a constant column can come out as 1e-19 rather than 0; dividing by it
+    would put every other value at the clip bound."""
+    floor = SPREAD_FLOOR * max(1.0, abs(centre))
+    return next((s for s in candidates if s > floor), 1.0)
 
 
 def _as_float(mask: Any) -> Floats | None:
@@ -180,8 +192,8 @@ def _categories(name: str, column: pa.ChunkedArray, reference: pa.Table | None, 
         else None
     )
     base_encoded = ref_encoded if ref_encoded is not None else encoded
-    spread = float(base_encoded.std()) or 1.0
     centre = float(np.median(base_encoded))
+    spread = _spread(float(base_encoded.std()), centre=centre)
     return [
         (
             f"{name}.frequency",
