@@ -109,6 +109,27 @@ def test_duplicate_floods_are_found_and_named_by_group() -> None:
     assert DuplicateFlood().detect(X, y, X_ref=X, y_ref=y).flagged_fraction == 0.0
 
 
+@pytest.mark.parametrize("block", [1 << 20, 7])
+def test_copies_found_through_the_projection_are_exactly_the_brute_force_ones(
+    block: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlwarden.defense.detectors import duplicates
+
+    monkeypatch.setattr(duplicates, "PAIRS_PER_BLOCK", block)  # 7: a flood spans many blocks
+
+    rng = np.random.default_rng(11)
+    X = np.round(rng.normal(size=(400, 6)), 1)  # coarse values: some rows coincide by chance
+    X = np.vstack([X, np.repeat(X[:3], 20, axis=0) + rng.normal(0, 0.004, (60, 6))])
+    y = rng.integers(0, 2, len(X))
+    bound = 0.05**2 * 6
+    gap = ((X[:, None, :] - X[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(gap, np.inf)
+    brute = ((gap <= bound) & (y[:, None] == y[None, :])).sum(axis=1)
+    near, counts = duplicates._copies(X, y, X, y, bound, same=True)
+    assert np.array_equal(counts, np.minimum(brute, 64)) and brute.max() >= 8
+    assert all(len(v) == min(brute[i], 64) for i, v in near.items())
+
+
 def test_provenance_names_the_malicious_source_with_two_fits_at_most_per_source() -> None:
     X, y = blobs(1000)
     X_ref, y_ref, X, y = X[:300], y[:300], X[300:], y[300:]

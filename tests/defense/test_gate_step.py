@@ -127,6 +127,27 @@ def test_the_next_slice_of_an_event_log_is_not_poison() -> None:
     assert outliers.scores["flagged_fraction"] < 0.03
 
 
+def test_rows_that_repeat_naturally_are_not_a_flood() -> None:
+    rng = np.random.default_rng(4)
+
+    def shops(n: int) -> pa.Table:  # three categorical columns: most rows have many exact twins
+        return pa.table({"shop": rng.integers(0, 5, n), "tier": rng.choice(["a", "b"], n), "open": rng.random(n) < 0.5})
+
+    first = by_name(run_steps(evidence(shops(1_000), None, None), [PoisoningStep()]))
+    assert first["poisoning.duplicate_flood"].outcome is Outcome.SKIPPED
+    assert "not judged" in first["poisoning.duplicate_flood"].message
+    later = by_name(run_steps(evidence(shops(1_000), shops(1_000), None), [PoisoningStep()]))
+    assert later["poisoning.duplicate_flood"].outcome is Outcome.PASSED
+
+
+def test_a_flood_of_copies_is_judged_against_the_reference(data: dict[str, Any]) -> None:
+    X, y = data["X"], data["y"]
+    flood = np.vstack([X, np.repeat(X[:1], 150, axis=0)])
+    found = by_name(run_steps(evidence(table(flood, np.r_[y, np.repeat(y[:1], 150)]), data["ref"]), [PoisoningStep()]))
+    assert found["poisoning.duplicate_flood"].outcome is Outcome.FAILED
+    assert found["poisoning.duplicate_flood"].scores["flagged"] >= 100
+
+
 def test_a_50k_row_20_column_sample_is_judged_in_about_a_second() -> None:
     X, y = blobs(70_000, classes=4, d=20)
     current, reference = table(X[:50_000], y[:50_000], extra=False), table(X[50_000:], y[50_000:], extra=False)

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 
+# the second batch is larger than the poisoning step's sample: sampling rows must not import pandas either
 def test_an_ingestion_with_nulls_of_every_type_does_not_import_pandas(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
@@ -17,10 +18,10 @@ def test_an_ingestion_with_nulls_of_every_type_does_not_import_pandas(tmp_path: 
         from pathlib import Path
         from mlwarden.service.init import init_workspace
         import random
-        def batch(name, seed):  # two draws from one distribution: distinct rows, no drift
+        def batch(name, seed, rows):  # two draws from one distribution: distinct rows, no drift
             rng = random.Random(seed)
             lines = ["id,amount,merchant,flag,day,label"]
-            for i in range(seed * 1000, seed * 1000 + 90):
+            for i in range(seed * 10_000, seed * 10_000 + rows):
                 value = rng.gauss(25, 8)
                 amount = "" if i % 3 == 1 else f"{{value:.2f}}"
                 merchant = "" if i % 3 == 2 else f"m{{rng.randrange(5)}}"
@@ -32,8 +33,8 @@ def test_an_ingestion_with_nulls_of_every_type_does_not_import_pandas(tmp_path: 
             return path
         ws = init_workspace(Path({str(tmp_path)!r}) / "ws", admin_password="a-long-password-1").workspace
         ws.projects.create("p")
-        first = ws.data.add("t", batch("a.csv", 1), source="a", project="p", label_column="label")
-        second = ws.data.add("t", batch("b.csv", 2), source="b", project="p")
+        first = ws.data.add("t", batch("a.csv", 1, 1_000), source="a", project="p", label_column="label")
+        second = ws.data.add("t", batch("b.csv", 2, 2_100), source="b", project="p")
         assert (first.verdict, second.verdict) == ("accepted", "accepted"), (first.verdict, second.verdict)
         assert "pandas" not in sys.modules, "pandas was imported"
         assert "polars" not in sys.modules, "polars was imported (no contract checks ran)"

@@ -10,7 +10,9 @@ well under a second, and the finding says when rows were sampled):
   measure their clean rate on);
 * with a reference: ``reference_outliers``, ``spectral_signature`` and ``activation_clustering`` (the
   last two need labels too);
-* always: ``duplicate_flood``.
+* always: ``duplicate_flood`` (judged only against an accepted reference: rows of a few categorical
+  columns repeat naturally, and without accepted rows a flood cannot be told from that; counted
+  otherwise, like the label detectors).
 
 A detector's finding fails when the batch holds significantly more flagged rows than clean data would: a
 one-sided binomial test (p < ``P_VALUE``) against the rate the detector flags on clean rows (for the
@@ -26,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
+from mlwarden.data.columns import int64_array
 from mlwarden.defense.detectors.backdoor import ActivationClustering, SpectralSignature
 from mlwarden.defense.detectors.duplicates import DuplicateFlood
 from mlwarden.defense.detectors.features import Encoded, encode
@@ -109,17 +112,11 @@ class PoisoningStep(GateStep):
             signal = _label_signal(enc, detector, result)
             if signal is not None:
                 return [_info(detector.name, signal)]
-            if enc.X_ref is None or enc.y_ref is None or len(enc.X_ref) < MIN_ROWS:
-                # How often a label detector flags clean rows depends on how separable the classes are:
-                # without accepted rows to measure it on, a count is reported, never judged.
-                flagged = int(result.flagged.sum())
-                return [
-                    _info(
-                        detector.name,
-                        f"{detector.name}: {flagged} of {result.rows} rows flagged; no accepted"
-                        f" reference to measure the clean rate on, so not judged{sampled}",
-                    )
-                ]
+        if isinstance(detector, ConfidentLabels | KnnLabels | DuplicateFlood):
+            unmeasured = _unmeasured(enc, detector, result, sampled)
+            if unmeasured is not None:
+                return [unmeasured]
+        if isinstance(detector, ConfidentLabels | KnnLabels) and enc.X_ref is not None:
             own = detector.detect(enc.X_ref, enc.y_ref)  # the same detector on accepted rows
             clean_rate = max(clean_rate, own.flagged_fraction)
         m, k = result.rows, int(result.flagged.sum())
@@ -158,6 +155,20 @@ class PoisoningStep(GateStep):
         ]
 
 
+def _unmeasured(enc: Encoded, detector: Detector, result: RowScores, sampled: str) -> Finding | None:
+    """How often a label or duplicate detector flags clean rows depends on the data (how separable the
+    classes are, how often rows repeat): without accepted rows to measure it on, a count is reported,
+    never judged (None: there are)."""
+    labels_missing = detector.needs_labels and enc.y_ref is None
+    if enc.X_ref is not None and len(enc.X_ref) >= MIN_ROWS and not labels_missing:
+        return None
+    return _info(
+        detector.name,
+        f"{detector.name}: {int(result.flagged.sum())} of {result.rows} rows flagged; no accepted"
+        f" reference to measure the clean rate on, so not judged{sampled}",
+    )
+
+
 def _label_signal(enc: Encoded, detector: Detector, result: RowScores) -> str | None:
     """Why the label detectors cannot judge these labels (None: they can)."""
     accuracy = result.stats.get("oof_accuracy")
@@ -176,7 +187,7 @@ def _sample(table: pa.Table, rows: int, rng: np.random.Generator) -> tuple[pa.Ta
     if table.num_rows <= rows:
         return table, np.arange(table.num_rows)
     picked = np.sort(rng.choice(table.num_rows, rows, replace=False))
-    return table.take(pa.array(picked)), picked
+    return table.take(int64_array(picked)), picked  # pa.array(numpy) would import pandas
 
 
 def _info(name: str, message: str) -> Finding:
