@@ -42,6 +42,9 @@ class BottomK:
     def add(self, batch: pa.RecordBatch) -> None:
         keys = self._rng.random(batch.num_rows)
         keep = np.flatnonzero(keys < self._threshold)
+        if len(keep) > self.capacity:  # only the batch's own k smallest can enter: take no more rows
+            keep = keep[np.argpartition(keys[keep], self.capacity - 1)[: self.capacity]]
+            keep.sort()
         if not len(keep):
             return
         kept = pa.Table.from_batches([batch.take(int64_array(keep))])
@@ -68,8 +71,11 @@ class BottomK:
 
 def _smallest(parts: list[pa.Table], capacity: int) -> pa.Table:
     merged = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+    if merged.num_rows > capacity:  # select the k smallest, then sort only those
+        order = pc.select_k_unstable(merged, capacity, sort_keys=[(KEY, "ascending")])
+        merged = merged.take(order)
     order = pc.sort_indices(merged, sort_keys=[(KEY, "ascending")])
-    return merged.take(order.slice(0, capacity)).combine_chunks()
+    return merged.take(order).combine_chunks()
 
 
 def merge_samples(samples: list[pa.Table], capacity: int) -> pa.Table | None:
