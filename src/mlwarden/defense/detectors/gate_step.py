@@ -23,6 +23,7 @@ their reasons. The default policy quarantines on a failed ``poisoning`` finding 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -107,7 +108,6 @@ class PoisoningStep(GateStep):
         name = f"{STEP}.{detector.name}"
         if result.note and not result.flagged.any():
             return [_info(detector.name, f"{detector.name}: {result.note}")]
-        clean_rate = CLEAN_RATE[detector.name]
         if isinstance(detector, ConfidentLabels | KnnLabels):
             signal = _label_signal(enc, detector, result)
             if signal is not None:
@@ -116,19 +116,15 @@ class PoisoningStep(GateStep):
             unmeasured = _unmeasured(enc, detector, result, sampled)
             if unmeasured is not None:
                 return [unmeasured]
-        if isinstance(detector, ConfidentLabels | KnnLabels) and enc.X_ref is not None:
-            own = detector.detect(enc.X_ref, enc.y_ref)  # the same detector on accepted rows
-            clean_rate = max(clean_rate, own.flagged_fraction)
-        m, k = result.rows, int(result.flagged.sum())
-        p_value = binomial_sf(k, m, clean_rate)
-        fraction = k / m if m else 0.0
-        failed = p_value < P_VALUE and fraction >= MIN_FRACTION
+        judged = excess(detector, result, enc.X_ref, enc.y_ref)
+        m, k, fraction, failed = result.rows, int(result.flagged.sum()), judged.fraction, judged.failed
+        clean_rate = judged.clean_rate
         scores = {
             "flagged_fraction": fraction,
             "flagged": float(k),
             "rows_judged": float(m),
             "clean_rate": clean_rate,
-            "p_value": p_value,
+            "p_value": judged.p_value,
             "fits": float(result.fits),
         }
         verb = "more flagged rows than clean data gives" if failed else "no more flagged rows than clean data gives"
@@ -153,6 +149,31 @@ class PoisoningStep(GateStep):
                 scores=scores,
             )
         ]
+
+
+@dataclass(frozen=True)
+class Excess:
+    """Whether a detector flagged significantly more rows than it flags on clean data."""
+
+    clean_rate: float
+    p_value: float  # one-sided binomial test of the flagged count against the clean rate
+    fraction: float
+
+    @property
+    def failed(self) -> bool:
+        return self.p_value < P_VALUE and self.fraction >= MIN_FRACTION
+
+
+def excess(detector: Detector, result: RowScores, X_ref: Any, y_ref: Any) -> Excess:  # noqa: N803
+    """Judge a detector's flags as the gate does: against the rate it flags on clean rows (for the label
+    detectors, measured on the reference rows themselves when there are enough; for the others, their
+    calibrated rate)."""
+    clean_rate = CLEAN_RATE[detector.name]
+    if isinstance(detector, ConfidentLabels | KnnLabels) and X_ref is not None and y_ref is not None:
+        if len(X_ref) >= MIN_ROWS:
+            clean_rate = max(clean_rate, detector.detect(X_ref, y_ref).flagged_fraction)
+    m, k = result.rows, int(result.flagged.sum())
+    return Excess(clean_rate, binomial_sf(k, m, clean_rate), k / m if m else 0.0)
 
 
 def _unmeasured(enc: Encoded, detector: Detector, result: RowScores, sampled: str) -> Finding | None:
