@@ -30,10 +30,10 @@ In the other attacks the rows come from 8 sources at random (no source is malici
 given the same standardised rows:
 
 * ``none`` and ``oracle`` (removes exactly the poison);
-* ``mlwarden``: the gate's decision with the trusted rows as reference: each gate detector
-  (``ConfidentLabels`` (ensemble), ``KnnLabels``, ``ReferenceOutliers``, ``SpectralSignature`` and
-  ``ActivationClustering`` (features), ``DuplicateFlood``) counts only when the gate would fail its
-  finding (significantly more flagged rows than on clean data), and then its flagged rows are removed;
+* ``mlwarden``: the gate's decision with the trusted rows as reference: the rows ``ConfidentLabels``
+  (ensemble) flags, and those of each distribution detector (``ReferenceOutliers``, ``SpectralSignature``
+  and ``ActivationClustering`` on the features, ``DuplicateFlood``) whose finding the gate would fail
+  (significantly more flagged rows than on clean data);
   the score is the largest of the detectors' scores (``ProvenanceDefense`` is not a gate detector: it
   runs in ``defend forensics`` with a trusted set, and on batches where every source carries the same
   noise it names the noisiest of them, whose rows are mostly clean);
@@ -305,14 +305,15 @@ def run_ours(method: str, s: Scenario) -> Flags:
 
 
 def mlwarden_gate(s: Scenario) -> tuple[np.ndarray, np.ndarray, int]:
-    """The gate's decision, row by row: the rows flagged by each gate detector whose batch-level test fails
-    (significantly more flagged rows than it flags on clean rows: ``gate_step.excess``); the score is the
-    largest of the detectors' scores."""
+    """The gate's decision, row by row: ConfidentLabels' per-row decisions, and the rows flagged by each
+    distribution detector whose batch-level test fails (significantly more flagged rows than it flags on
+    clean rows: ``gate_step.excess``); the score is the largest of the detectors' scores. (The gate also
+    runs KnnLabels as a batch-level signal; ConfidentLabels' ensemble already holds its neighbour votes,
+    and its own row flags are the less precise of the two.)"""
     from mlwarden.defense.detectors import (
         ActivationClustering,
         ConfidentLabels,
         DuplicateFlood,
-        KnnLabels,
         ReferenceOutliers,
         SpectralSignature,
     )
@@ -320,7 +321,6 @@ def mlwarden_gate(s: Scenario) -> tuple[np.ndarray, np.ndarray, int]:
 
     gate = [
         ConfidentLabels(seed=s.seed),
-        KnnLabels(),
         ReferenceOutliers(seed=s.seed),
         SpectralSignature(seed=s.seed),
         ActivationClustering(seed=s.seed),

@@ -45,6 +45,21 @@ def test_label_detectors_find_flips_and_stay_quiet_on_clean_labels(detector: Det
     )
 
 
+def test_a_batch_relabelling_a_whole_class_is_caught_against_trusted_rows() -> None:
+    X, y = blobs(900, spread=2.0)
+    X_ref, y_ref, X, y = X[:150], y[:150], X[150:], y[150:]
+    relabelled = np.where(y == 0, 1, y)  # class 0 gone: every one of its rows now says 1
+    truth = y == 0
+    alone = ConfidentLabels().detect(X, relabelled)
+    assert rates(alone.flagged, truth)[0] < 0.2  # with no one to say otherwise, the batch is its own truth
+    anchored = ConfidentLabels().detect(X, relabelled, X_ref=X_ref, y_ref=y_ref)
+    tpr, fpr = rates(anchored.flagged, truth)
+    assert tpr >= 0.6 and fpr <= FPR_BOUND, (tpr, fpr)
+    # counted once each, the trusted rows are outvoted by the relabelled ones
+    unweighted = ConfidentLabels(trusted_weight=1.0).detect(X, relabelled, X_ref=X_ref, y_ref=y_ref)
+    assert rates(unweighted.flagged, truth)[0] < tpr / 2
+
+
 def test_confident_labels_accepts_a_scikit_learn_estimator_and_counts_fits() -> None:
     from sklearn.linear_model import LogisticRegression
 

@@ -50,15 +50,18 @@ def softmax(Z: Floats) -> Floats:
     return np.asarray(E / E.sum(axis=1, keepdims=True), dtype=np.float64)
 
 
-def knn_proba(X: Floats, y: Ints, k_classes: int, k: int, X_ref: Floats | None, y_ref: Ints | None) -> Floats:
+def knn_proba(
+    X: Floats, y: Ints, k_classes: int, k: int, X_ref: Floats | None, y_ref: Ints | None, ref_weight: float = 1.0
+) -> Floats:
     """Each row's class shares among its ``k`` nearest other rows (the batch without the row itself, plus
-    the trusted rows), Laplace-smoothed; no folds needed, a row is never its own neighbour."""
+    the trusted rows, each of which counts ``ref_weight`` times), Laplace-smoothed; no folds needed, a row
+    is never its own neighbour."""
     pool_x = X if X_ref is None else np.vstack([X, X_ref])
     pool_y = y if y_ref is None else np.concatenate([y, y_ref])
     idx, _ = neighbours(X, k + 1, pool_x)
     not_self = idx != np.arange(len(X))[:, None]
     keep = np.cumsum(not_self, axis=1) <= k  # the first k neighbours that are not the row itself
-    weights = (not_self & keep).astype(np.float64)
+    weights = (not_self & keep).astype(np.float64) * np.where(idx >= len(X), ref_weight, 1.0)
     counts = np.zeros((len(X), k_classes))
     np.add.at(counts, (np.repeat(np.arange(len(X)), idx.shape[1]), pool_y[idx].ravel()), weights.ravel())
     return np.asarray((counts + 1.0 / k_classes) / (weights.sum(axis=1, keepdims=True) + 1.0), dtype=np.float64)
@@ -75,28 +78,34 @@ def oof_proba(
     X_ref: Floats | None = None,
     y_ref: Ints | None = None,
     k_neighbours: int = 10,
+    ref_weight: float = 1.0,
 ) -> tuple[Floats, int]:
     """Out-of-fold probabilities (rows x classes) and the number of model fits spent.
 
     ``estimator``: ``"softmax"`` (NumPy multinomial logistic regression), ``"knn"`` (neighbour label
-    shares), ``"ensemble"`` (the mean of both), or a scikit-learn classifier (cloned per fold).
+    shares), ``"ensemble"`` (the mean of both), or a scikit-learn classifier (cloned per fold). Each trusted
+    row counts ``ref_weight`` times (rounded, for the models: it is repeated).
     """
     if estimator == "knn":
-        return knn_proba(X, y, k_classes, k_neighbours, X_ref, y_ref), 0
+        return knn_proba(X, y, k_classes, k_neighbours, X_ref, y_ref, ref_weight), 0
     if estimator == "ensemble":
-        soft, fits = oof_proba(X, y, k_classes, estimator="softmax", folds=folds, rng=rng, X_ref=X_ref, y_ref=y_ref)
-        near = knn_proba(X, y, k_classes, k_neighbours, X_ref, y_ref)
+        soft, fits = oof_proba(
+            X, y, k_classes, estimator="softmax", folds=folds, rng=rng, X_ref=X_ref, y_ref=y_ref, ref_weight=ref_weight
+        )
+        near = knn_proba(X, y, k_classes, k_neighbours, X_ref, y_ref, ref_weight)
         return (soft + near) / 2.0, fits
     fold = folds_of(y, folds, rng)
     proba = np.zeros((len(X), k_classes))
     fits = 0
+    repeat = max(1, round(ref_weight))
     for f in range(folds):
         test = fold == f
         if not test.any():
             continue
         train_x, train_y = X[~test], y[~test]
         if X_ref is not None and y_ref is not None:
-            train_x, train_y = np.vstack([train_x, X_ref]), np.concatenate([train_y, y_ref])
+            ref_x, ref_y = np.repeat(X_ref, repeat, axis=0), np.repeat(y_ref, repeat)
+            train_x, train_y = np.vstack([train_x, ref_x]), np.concatenate([train_y, ref_y])
         proba[test] = _fit_predict(estimator, train_x, train_y, X[test], k_classes)
         fits += 1
     return proba, fits

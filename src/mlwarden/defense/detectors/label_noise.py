@@ -5,9 +5,12 @@ Estimating Uncertainty in Dataset Labels", JAIR 2021), implemented here: each cl
 ``t_j``, the mean out-of-fold probability of ``j`` among the rows labelled ``j``; a row labelled ``l`` is
 confidently of class ``j`` when ``p_j >= t_j`` (the largest such ``p_j`` wins), and flagged when that
 class is not ``l``. Per-class thresholds make it work on classes a model is unsure of as well as on easy
-ones. The score is the normalised margin ``(1 + max_{j != l} p_j - p_l) / 2``.
+ones; a class no row carries (an attack can relabel a whole class) gets the threshold 0.5. The score is
+the normalised margin ``(1 + max_{j != l} p_j - p_l) / 2``.
 
-* Needs labels; no trusted data (trusted rows, if given, join every fold's training side).
+* Needs labels; no trusted data. Trusted rows, if given, join every fold's training side, each counting
+  as many batch rows as it takes for every trusted class to weigh as much as the batch's largest class:
+  a batch that relabels a whole class cannot outvote them (``trusted_weight`` sets it).
 * Cost: ``folds`` fits of the probability model (the default, NumPy softmax regression: O(n d k) per
   iteration, 300 iterations; well under a second for 5,000 x 30) plus one k-NN pass (O(n^2 d) brute force).
 * Catches random and class-pair flips (the flipped row sits among rows of its true class). Misses flips
@@ -26,7 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mlwarden.defense.detectors._models import knn_proba, oof_proba
-from mlwarden.defense.detectors.interface import Detector, Floats, Inputs, RowScores, empty, group_scores
+from mlwarden.defense.detectors.interface import Detector, Floats, Inputs, Ints, RowScores, empty, group_scores
 
 
 class ConfidentLabels(Detector):
@@ -35,8 +38,17 @@ class ConfidentLabels(Detector):
     needs_model = True
     cost = "folds fits of the probability model + one k-NN pass; ~0.5 s for 5,000 rows x 30 features"
 
-    def __init__(self, estimator: Any = "ensemble", *, folds: int = 5, k: int = 10, seed: int = 0) -> None:
+    def __init__(
+        self,
+        estimator: Any = "ensemble",
+        *,
+        folds: int = 5,
+        k: int = 10,
+        trusted_weight: float | None = None,
+        seed: int = 0,
+    ) -> None:
         self.estimator, self.folds, self.k, self.seed = estimator, folds, k, seed
+        self.trusted_weight = trusted_weight
 
     def _detect(self, inputs: Inputs) -> RowScores:
         y = inputs.labels()
@@ -54,6 +66,7 @@ class ConfidentLabels(Detector):
             X_ref=inputs.X_ref,
             y_ref=inputs.y_ref,
             k_neighbours=self.k,
+            ref_weight=self._ref_weight(y, inputs.y_ref),
         )
         scores, flagged, guess = confident_flags(proba, y)
         reasons = {
@@ -64,15 +77,28 @@ class ConfidentLabels(Detector):
         groups = group_scores(scores, flagged, inputs.groups)
         return RowScores(self.name, scores, flagged, reasons, groups, fits, stats=signal_stats(proba, y))
 
+    def _ref_weight(self, y: Ints, y_ref: Ints | None) -> float:
+        """How many batch rows a trusted row counts as: given, or enough that the trusted rows of every class
+        weigh at least as much as the batch's largest class (at least 1), so that a batch relabelling a
+        whole class as another cannot outvote the trusted rows of either."""
+        if self.trusted_weight is not None:
+            return self.trusted_weight
+        if y_ref is None or not len(y_ref):
+            return 1.0
+        return max(1.0, float(np.bincount(y).max()) / float(np.bincount(y_ref)[np.unique(y_ref)].min()))
+
 
 def confident_flags(proba: Floats, y: Any) -> tuple[Floats, Any, Any]:
     """Confident-learning decisions: (scores, flagged, the confident class of each row)."""
     n, k = proba.shape
-    thresholds = np.ones(k)
+    thresholds = np.full(k, np.nan)
     for c in range(k):
         own = y == c
         if own.any():
             thresholds[c] = float(proba[own, c].mean())
+    # a class no row is labelled with (an attack may relabel all of it): a majority of the probability, so
+    # its rows relabelled elsewhere can still be confidently of it (the trusted rows teach the model it)
+    thresholds[np.isnan(thresholds)] = 0.5
     above = proba >= thresholds[None, :]
     masked = np.where(above, proba, -1.0)
     guess = np.argmax(masked, axis=1)

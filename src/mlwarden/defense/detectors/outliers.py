@@ -3,7 +3,9 @@
 For each class, a model of the reference's rows of that class (robust Mahalanobis distance by default,
 or scikit-learn's IsolationForest) scores the batch's rows labelled with it. The decision threshold is
 calibrated on the reference itself: each reference row is scored out of sample (5-fold cross-conformal),
-and a batch row is flagged when it is further out than all but ``alpha`` of them. So on a clean batch
+each class's scores are divided by the median of its reference rows' scores, and a batch row is flagged
+when it is further out than all but ``alpha`` of the reference rows of every class together (a class of
+27 reference rows alone could not set a 99% bound: its maximum is a 1-in-28 bound). So on a clean batch
 drawn like the reference, about ``alpha`` of the rows are flagged whatever the data's shape.
 
 Robust Mahalanobis: the location and covariance of the most central 90% of the rows (two "C-steps"
@@ -59,6 +61,7 @@ class ReferenceOutliers(Detector):
         scores, flagged = np.zeros(len(X)), np.zeros(len(X), dtype=bool)
         reasons: dict[int, str] = {}
         fits, skipped = 0, []
+        per_class: list[tuple[Any, Any, Floats, Floats]] = []  # (class, rows, held-out ref scores, batch scores)
         for c in np.unique(y):
             rows, ref = np.flatnonzero(y == c), X_ref[y_ref == c]
             name = inputs.classes[c] if use_labels else None
@@ -66,19 +69,30 @@ class ReferenceOutliers(Detector):
                 ref = X_ref  # too few reference rows of this class: against the whole reference
                 if name is not None:
                     skipped.append(str(name))
-            distance, threshold, spent = self._score(ref, X[rows], rng)
+            held_out, distance, spent = self._score(ref, X[rows], rng)
             fits += spent
+            # each class's distances in units of its own typical held-out distance, so that one threshold
+            # over every class's held-out rows together is calibrated (a class's own 99th percentile of
+            # 27 rows would be its maximum: a false-alarm rate of 1/28, not alpha)
+            unit = max(float(np.median(held_out)), 1e-12)
+            per_class.append((name, rows, held_out / unit, distance / unit))
+        pooled = np.concatenate([held for _, _, held, _ in per_class])
+        threshold = max(float(np.quantile(pooled, 1.0 - self.alpha, method="higher")), 1e-12)
+        for name, rows, _, distance in per_class:
             scores[rows] = squash(distance, threshold)
             hit = distance > threshold
             flagged[rows] = hit
             where = f"the reference's class {name!r}" if name is not None else "the reference"
             for i, d in zip(rows[hit], distance[hit], strict=True):
-                reasons[int(i)] = f"outside {where}: distance {d:.3g} > {threshold:.3g} ({1 - self.alpha:.0%} bound)"
+                reasons[int(i)] = (
+                    f"outside {where}: {d:.3g} times its typical distance > {threshold:.3g} "
+                    f"({1 - self.alpha:.0%} bound)"
+                )
         note = f"classes judged against the whole reference (too few rows): {', '.join(skipped)}" if skipped else ""
         return RowScores(self.name, scores, flagged, reasons, group_scores(scores, flagged, inputs.groups), fits, note)
 
-    def _score(self, ref: Floats, batch: Floats, rng: np.random.Generator) -> tuple[Floats, float, int]:
-        """The batch rows' outlyingness, the calibrated threshold, and the fits spent.
+    def _score(self, ref: Floats, batch: Floats, rng: np.random.Generator) -> tuple[Floats, Floats, int]:
+        """The reference rows' held-out outlyingness, the batch rows' outlyingness, and the fits spent.
 
         Cross-conformal: the reference is cut into folds; each fold's rows are scored by the model of the
         other folds, and each batch row by the model of one fold drawn at random. So a clean batch row is
@@ -93,9 +107,8 @@ class ReferenceOutliers(Detector):
             held_out[test] = self._outlyingness(model, ref[test])
             if (pick == f).any():
                 scored[pick == f] = self._outlyingness(model, batch[pick == f])
-        threshold = float(np.quantile(held_out, 1.0 - self.alpha, method="higher"))
         spent = CROSS_FOLDS if self.method == "isolation_forest" else 0
-        return scored, max(threshold, 1e-12), spent
+        return held_out, scored, spent
 
     def _fit(self, rows: Floats, rng: np.random.Generator) -> Any:
         if self.method == "isolation_forest":
