@@ -16,9 +16,8 @@ import hashlib
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from mlwarden.data.columns import int64_array
+from mlwarden.data.columns import float64_values, int64_array
 
 KEY = "__mlwarden_key"
 STORED_ROWS = 20_000  # kept per ingestion (the reference side of drift tests)
@@ -70,12 +69,13 @@ class BottomK:
 
 
 def _smallest(parts: list[pa.Table], capacity: int) -> pa.Table:
+    """The ``capacity`` rows with the smallest keys, by key: chosen on the key column in NumPy (a
+    partition, then a sort of the chosen only), so that the table itself is taken from once."""
     merged = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    if merged.num_rows > capacity:  # select the k smallest, then sort only those
-        order = pc.select_k_unstable(merged, capacity, sort_keys=[(KEY, "ascending")])
-        merged = merged.take(order)
-    order = pc.sort_indices(merged, sort_keys=[(KEY, "ascending")])
-    return merged.take(order).combine_chunks()
+    keys = float64_values(merged.column(KEY))
+    chosen = np.argpartition(keys, capacity - 1)[:capacity] if len(keys) > capacity else np.arange(len(keys))
+    chosen = chosen[np.argsort(keys[chosen], kind="stable")]
+    return merged.take(int64_array(chosen)).combine_chunks()
 
 
 def merge_samples(samples: list[pa.Table], capacity: int) -> pa.Table | None:
