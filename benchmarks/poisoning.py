@@ -329,7 +329,7 @@ def mlwarden_gate(s: Scenario) -> tuple[np.ndarray, np.ndarray, int]:
     flagged, scores, fits = np.zeros(len(s.y), dtype=bool), np.zeros(len(s.y)), 0
     for detector in gate:
         result = detector.detect(s.X, s.y, groups=s.sources, X_ref=s.X_trusted, y_ref=s.y_trusted)
-        if isinstance(detector, ConfidentLabels) or excess(detector, result, s.X_trusted, s.y_trusted).failed:
+        if isinstance(detector, ConfidentLabels) or excess(detector, result, s.X_trusted, s.y_trusted, s.y).failed:
             flagged |= result.flagged
         scores = np.maximum(scores, result.scores)
         fits += result.fits

@@ -67,6 +67,14 @@ def test_a_backdoored_batch_is_quarantined_not_rejected(data: dict[str, Any]) ->
     assert judge_batch([], evidence(table(Xp, yp), data["ref"]), relaxed).verdict == Verdict.ACCEPTED
 
 
+def test_a_small_backdoor_aimed_at_one_class_is_an_excess_in_that_class(data: dict[str, Any]) -> None:
+    Xp, yp, _ = backdoor(data["X"], data["y"], 0.006)  # 9 rows of 1,500, all labelled class 0
+    found = by_name(run_steps(evidence(table(Xp, yp), data["ref"]), [PoisoningStep()]))
+    outliers = found["poisoning.reference_outliers"]
+    assert outliers.outcome is Outcome.FAILED, outliers.message
+    assert outliers.scores["p_value"] < 1e-3
+
+
 def test_it_degrades_gracefully(data: dict[str, Any]) -> None:
     X, y = data["X"], data["y"]
     unlabelled = by_name(run_steps(evidence(table(X, None), data["ref"], None), [PoisoningStep()]))

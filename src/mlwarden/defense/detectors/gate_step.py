@@ -116,7 +116,7 @@ class PoisoningStep(GateStep):
             unmeasured = _unmeasured(enc, detector, result, sampled)
             if unmeasured is not None:
                 return [unmeasured]
-        judged = excess(detector, result, enc.X_ref, enc.y_ref)
+        judged = excess(detector, result, enc.X_ref, enc.y_ref, y)
         m, k, fraction, failed = result.rows, int(result.flagged.sum()), judged.fraction, judged.failed
         clean_rate = judged.clean_rate
         scores = {
@@ -164,16 +164,26 @@ class Excess:
         return self.p_value < P_VALUE and self.fraction >= MIN_FRACTION
 
 
-def excess(detector: Detector, result: RowScores, X_ref: Any, y_ref: Any) -> Excess:  # noqa: N803
+def excess(detector: Detector, result: RowScores, X_ref: Any, y_ref: Any, y: Any = None) -> Excess:  # noqa: N803
     """Judge a detector's flags as the gate does: against the rate it flags on clean rows (for the label
     detectors, measured on the reference rows themselves when there are enough; for the others, their
-    calibrated rate)."""
+    calibrated rate). With the batch's labels ``y``, each class is tested too (Bonferroni over the classes),
+    since poison aimed at one class (a backdoor's target) is an excess there long before it is one in the
+    whole batch."""
     clean_rate = CLEAN_RATE[detector.name]
     if isinstance(detector, ConfidentLabels | KnnLabels) and X_ref is not None and y_ref is not None:
         if len(X_ref) >= MIN_ROWS:
             clean_rate = max(clean_rate, detector.detect(X_ref, y_ref).flagged_fraction)
     m, k = result.rows, int(result.flagged.sum())
-    return Excess(clean_rate, binomial_sf(k, m, clean_rate), k / m if m else 0.0)
+    p_value = binomial_sf(k, m, clean_rate)
+    if y is not None and len(y) == m:
+        labels = np.asarray(y, dtype=object)
+        classes = list(dict.fromkeys(labels.tolist()))
+        for c in classes:
+            own = labels == c
+            p_class = binomial_sf(int(result.flagged[own].sum()), int(own.sum()), clean_rate)
+            p_value = min(p_value, min(1.0, len(classes) * p_class))
+    return Excess(clean_rate, p_value, k / m if m else 0.0)
 
 
 def _unmeasured(enc: Encoded, detector: Detector, result: RowScores, sampled: str) -> Finding | None:
