@@ -166,17 +166,20 @@ class Excess:
 
 def excess(detector: Detector, result: RowScores, X_ref: Any, y_ref: Any, y: Any = None) -> Excess:  # noqa: N803
     """Judge a detector's flags as the gate does: against the rate it flags on clean rows (for the label
-    detectors, measured on the reference rows themselves when there are enough; for the others, their
-    calibrated rate). With the batch's labels ``y``, each class is tested too (Bonferroni over the classes),
-    since poison aimed at one class (a backdoor's target) is an excess there long before it is one in the
-    whole batch."""
+        detectors, measured on the reference rows themselves when there are enough; for the others, their
+        calibrated rate). With the batch's labels ``y``, each class is tested too for the distribution detectors
+    (Bonferroni over the classes),
+        since poison aimed at one class (a backdoor's target) is an excess there long before it is one in the
+        whole batch."""
     clean_rate = CLEAN_RATE[detector.name]
     if isinstance(detector, ConfidentLabels | KnnLabels) and X_ref is not None and y_ref is not None:
         if len(X_ref) >= MIN_ROWS:
             clean_rate = max(clean_rate, detector.detect(X_ref, y_ref).flagged_fraction)
     m, k = result.rows, int(result.flagged.sum())
     p_value = binomial_sf(k, m, clean_rate)
-    if y is not None and len(y) == m:
+    if y is not None and len(y) == m and not isinstance(detector, ConfidentLabels | KnnLabels):
+        # not the label detectors: how often they flag clean rows differs from class to class (rows of a
+        # small or ambiguous class look mislabelled more often), and their rate is measured overall
         labels = np.asarray(y, dtype=object)
         classes = list(dict.fromkeys(labels.tolist()))
         for c in classes:
