@@ -164,3 +164,11 @@ def test_a_50k_row_20_column_sample_is_judged_in_about_a_second() -> None:
     findings = step.run(evidence(current, reference))
     assert time.perf_counter() - started < 4.0  # ~1 s on a quiet 2-core machine; slack for a loaded CI
     assert "a uniform sample of 2000 of 50000 rows" in findings[0].message
+
+
+def test_a_measured_clean_rate_is_judged_by_its_upper_bound() -> None:
+    from mlwarden.defense.detectors.gate_step import upper_bound
+
+    assert 0.0 < upper_bound(0, 1_000) < 0.01
+    assert 0.11 < upper_bound(109, 1_000) < 0.15  # 10.9% of 1,000 rows leaves up to ~14% plausible
+    assert upper_bound(109, 100_000) < upper_bound(109, 1_000) and upper_bound(5, 0) == 1.0

@@ -23,6 +23,7 @@ their reasons. The default policy quarantines on a failed ``poisoning`` finding 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -174,7 +175,8 @@ def excess(detector: Detector, result: RowScores, X_ref: Any, y_ref: Any, y: Any
     clean_rate = CLEAN_RATE[detector.name]
     if isinstance(detector, ConfidentLabels | KnnLabels) and X_ref is not None and y_ref is not None:
         if len(X_ref) >= MIN_ROWS:
-            clean_rate = max(clean_rate, detector.detect(X_ref, y_ref).flagged_fraction)
+            own = detector.detect(X_ref, y_ref)
+            clean_rate = max(clean_rate, upper_bound(int(own.flagged.sum()), own.rows))
     m, k = result.rows, int(result.flagged.sum())
     p_value = binomial_sf(k, m, clean_rate)
     if y is not None and len(y) == m and not isinstance(detector, ConfidentLabels | KnnLabels):
@@ -187,6 +189,19 @@ def excess(detector: Detector, result: RowScores, X_ref: Any, y_ref: Any, y: Any
             p_class = binomial_sf(int(result.flagged[own].sum()), int(own.sum()), clean_rate)
             p_value = min(p_value, min(1.0, len(classes) * p_class))
     return Excess(clean_rate, p_value, k / m if m else 0.0)
+
+
+def upper_bound(flagged: int, rows: int, z: float = 3.09) -> float:
+    """The Wilson score upper bound (one-sided 99.9%) of a rate measured as ``flagged`` of ``rows``: the
+    clean rate measured on a reference sample is itself an estimate, and a batch is judged against the
+    highest rate that sample leaves plausible (else a sample that happened to flag few rows makes an
+    ordinary batch look like poison)."""
+    if rows <= 0:
+        return 1.0
+    p = flagged / rows
+    centre = p + z * z / (2 * rows)
+    margin = z * math.sqrt(p * (1 - p) / rows + z * z / (4 * rows * rows))
+    return min(1.0, (centre + margin) / (1 + z * z / rows))
 
 
 def _unmeasured(enc: Encoded, detector: Detector, result: RowScores, sampled: str) -> Finding | None:
