@@ -6,12 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
 from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.audit.verify import Problem
 from mlwarden.domain.actions import Action
-from mlwarden.store.tables import dataset_trust, datasets
+from mlwarden.store.tables import dataset_trust, datasets, next_seq
 
 
 @dataclass(frozen=True)
@@ -37,11 +37,10 @@ def trusted_version(conn: Connection, dataset_id: str) -> Trusted | None:
 def insert_trust(
     conn: Connection, dataset_id: str, version: int | None, digest: str | None, actor: str, note: str | None
 ) -> None:
-    seq = conn.execute(select(func.max(dataset_trust.c.seq)).where(dataset_trust.c.dataset_id == dataset_id)).scalar()
     conn.execute(
         insert(dataset_trust).values(
             dataset_id=dataset_id,
-            seq=1 if seq is None else int(seq) + 1,
+            seq=next_seq(conn, dataset_trust, dataset_trust.c.dataset_id == dataset_id),
             version=version,
             digest=digest,
             note=note,

@@ -14,7 +14,7 @@ from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.events import Resource
 from mlwarden.errors import NotFound
 from mlwarden.registry.refs import ModelRef, Stage
-from mlwarden.store.tables import model_aliases, model_stages, model_versions, models
+from mlwarden.store.tables import model_aliases, model_stages, model_versions, models, next_seq
 
 
 @dataclass(frozen=True)
@@ -170,11 +170,10 @@ def insert_stage(
     request_id: str | None = None,
     reason: str | None = None,
 ) -> None:
-    seq = conn.execute(select(func.max(model_stages.c.seq)).where(model_stages.c.model_id == model_id)).scalar()
     conn.execute(
         insert(model_stages).values(
             model_id=model_id,
-            seq=1 if seq is None else int(seq) + 1,
+            seq=next_seq(conn, model_stages, model_stages.c.model_id == model_id),
             version=version,
             stage=stage.value,
             actor=actor,
@@ -192,11 +191,10 @@ def current_aliases(conn: Connection, model_id: str) -> dict[str, int]:
 
 
 def insert_alias(conn: Connection, model_id: str, alias: str, version: int | None, actor: str) -> None:
-    seq = conn.execute(select(func.max(model_aliases.c.seq)).where(model_aliases.c.model_id == model_id)).scalar()
     conn.execute(
         insert(model_aliases).values(
             model_id=model_id,
-            seq=1 if seq is None else int(seq) + 1,
+            seq=next_seq(conn, model_aliases, model_aliases.c.model_id == model_id),
             alias=alias,
             version=version,
             actor=actor,

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, insert, select
 
 from mlwarden.audit.clock import format_ts, utcnow
 from mlwarden.domain.actions import Action
@@ -36,7 +36,7 @@ from mlwarden.service.model_store import (
     unaccepted_inputs,
     version_row,
 )
-from mlwarden.store.tables import model_policies
+from mlwarden.store.tables import model_policies, next_seq
 
 PROMOTE_KIND = "model.promote"
 StepUp = Callable[[str | None, Action, Resource], None]
@@ -83,11 +83,10 @@ def stored_policy(conn: Connection, project: str) -> PromotionPolicy:
 
 
 def insert_policy(conn: Connection, project: str, policy: PromotionPolicy, actor: str) -> None:
-    seq = conn.execute(select(func.max(model_policies.c.seq)).where(model_policies.c.project == project)).scalar()
     conn.execute(
         insert(model_policies).values(
             project=project,
-            seq=1 if seq is None else int(seq) + 1,
+            seq=next_seq(conn, model_policies, model_policies.c.project == project),
             document=json.dumps(policy.document, sort_keys=True),
             digest=policy.digest,
             actor=actor,

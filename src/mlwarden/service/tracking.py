@@ -32,7 +32,7 @@ from mlwarden.service.dataset_changes import new_id
 from mlwarden.service.dataset_store import chosen_project, resolve
 from mlwarden.service.door import Applied, Refusal, mutation
 from mlwarden.service.projects import require_project
-from mlwarden.store.tables import run_artifacts, run_ends, run_inputs, run_metrics, run_params, run_tags, runs
+from mlwarden.store.tables import next_seq, run_artifacts, run_ends, run_inputs, run_metrics, run_params, run_tags, runs
 
 FLUSH_ROWS = 1_000
 FLUSH_SECONDS = 5.0
@@ -295,10 +295,8 @@ def _insert_params(conn: Connection, run_id: str, params: dict[str, str], batch:
 
 def _insert_tags(conn: Connection, run_id: str, tags: dict[str, str], batch: int) -> None:
     for key, value in tags.items():
-        seq = conn.execute(
-            select(func.max(run_tags.c.seq)).where(run_tags.c.run_id == run_id, run_tags.c.key == key)
-        ).scalar()
-        conn.execute(insert(run_tags).values(run_id=run_id, key=key, seq=int(seq or 0) + 1, value=value, batch=batch))
+        seq = next_seq(conn, run_tags, run_tags.c.run_id == run_id, run_tags.c.key == key)
+        conn.execute(insert(run_tags).values(run_id=run_id, key=key, seq=seq, value=value, batch=batch))
 
 
 def _summary(row: Any) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
+    Connection,
     Float,
     ForeignKey,
     Index,
@@ -20,6 +22,8 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    select,
 )
 
 metadata = MetaData()
@@ -457,3 +461,9 @@ dataset_trust = Table(
     Column("actor", String(64), nullable=False),
     Column("at", String(32), nullable=False),
 )
+
+
+def next_seq(conn: Connection, table: Table, *where: ColumnElement[bool]) -> int:
+    """The next ``seq`` of an append-only history table among the rows matching ``where``: 1 for the first."""
+    last = conn.execute(select(func.max(table.c.seq)).where(*where)).scalar()
+    return 1 if last is None else int(last) + 1
