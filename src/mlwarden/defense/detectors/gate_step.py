@@ -119,7 +119,7 @@ class PoisoningStep(GateStep):
                 return [unmeasured]
         judged = excess(detector, result, enc.X_ref, enc.y_ref, y)
         m, k, fraction, failed = result.rows, int(result.flagged.sum()), judged.fraction, judged.failed
-        clean_rate = judged.clean_rate
+        clean_rate = judged.clean_rate  # for the message below
         scores = {
             "flagged_fraction": fraction,
             "flagged": float(k),
@@ -166,29 +166,34 @@ class Excess:
 
 
 def excess(detector: Detector, result: RowScores, X_ref: Any, y_ref: Any, y: Any = None) -> Excess:  # noqa: N803
-    """Judge a detector's flags as the gate does: against the rate it flags on clean rows (for the label
-        detectors, measured on the reference rows themselves when there are enough; for the others, their
-        calibrated rate). With the batch's labels ``y``, each class is tested too for the distribution detectors
-    (Bonferroni over the classes),
-        since poison aimed at one class (a backdoor's target) is an excess there long before it is one in the
-        whole batch."""
-    clean_rate = CLEAN_RATE[detector.name]
-    if isinstance(detector, ConfidentLabels | KnnLabels) and X_ref is not None and y_ref is not None:
-        if len(X_ref) >= MIN_ROWS:
-            own = detector.detect(X_ref, y_ref)
-            clean_rate = max(clean_rate, upper_bound(int(own.flagged.sum()), own.rows))
+    """Judge a detector's flags as the gate does: against the rate it flags on clean rows. With the batch's
+    labels ``y``, a distribution detector's flags are also tested class by class (Bonferroni over the
+    classes): poison aimed at one class (a backdoor's target) is an excess there long before it is one in
+    the whole batch."""
+    label_detector = isinstance(detector, ConfidentLabels | KnnLabels)
+    clean_rate = _clean_rate(detector, X_ref, y_ref) if label_detector else CLEAN_RATE[detector.name]
     m, k = result.rows, int(result.flagged.sum())
     p_value = binomial_sf(k, m, clean_rate)
-    if y is not None and len(y) == m and not isinstance(detector, ConfidentLabels | KnnLabels):
-        # not the label detectors: how often they flag clean rows differs from class to class (rows of a
-        # small or ambiguous class look mislabelled more often), and their rate is measured overall
+    # not the label detectors: how often they flag clean rows differs from class to class (rows of a small
+    # or ambiguous class look mislabelled more often), and their rate is measured overall
+    if y is not None and len(y) == m and not label_detector:
         labels = np.asarray(y, dtype=object)
         classes = list(dict.fromkeys(labels.tolist()))
         for c in classes:
-            own = labels == c
-            p_class = binomial_sf(int(result.flagged[own].sum()), int(own.sum()), clean_rate)
-            p_value = min(p_value, min(1.0, len(classes) * p_class))
-    return Excess(clean_rate, p_value, k / m if m else 0.0)
+            in_class = labels == c
+            p_class = binomial_sf(int(result.flagged[in_class].sum()), int(in_class.sum()), clean_rate)
+            p_value = min(p_value, len(classes) * p_class)
+    return Excess(clean_rate, min(1.0, p_value), k / m if m else 0.0)
+
+
+def _clean_rate(detector: Detector, X_ref: Any, y_ref: Any) -> float:  # noqa: N803
+    """A label detector's clean rate: the upper bound of the rate it flags on the reference rows, when there
+    are enough of them (how separable the classes are sets it), at least its default."""
+    clean_rate = CLEAN_RATE[detector.name]
+    if X_ref is None or y_ref is None or len(X_ref) < MIN_ROWS:
+        return clean_rate
+    on_reference = detector.detect(X_ref, y_ref)
+    return max(clean_rate, upper_bound(int(on_reference.flagged.sum()), on_reference.rows))
 
 
 def upper_bound(flagged: int, rows: int, z: float = 3.09) -> float:
